@@ -1,0 +1,46 @@
+"""Driver configuration: the reference drivers' TOML keys, environment overrides, defaults.
+
+``load_config(path, env)`` is the one entry point; ``default_config(env)`` is what runs when
+no file is given. Every problem is a ``ConfigError`` whose text is one line naming the key.
+"""
+
+from config.defaults import DEFAULT_CONFIG_TOML
+from config.errors import ConfigError
+from config.loader import build_config, default_config, load_config, parse_config
+from config.model import (
+    AdminSection,
+    DriverConfig,
+    DriverSection,
+    IdRange,
+    Policies,
+    PoolSpec,
+    Profile,
+    ShmSection,
+    StreamSpec,
+    in_ranges,
+)
+from config.ranges import format_ranges, parse_ranges
+from config.rundir import default_run_dir, effective_user_name
+
+__all__ = [
+    "DEFAULT_CONFIG_TOML",
+    "AdminSection",
+    "ConfigError",
+    "DriverConfig",
+    "DriverSection",
+    "IdRange",
+    "Policies",
+    "PoolSpec",
+    "Profile",
+    "ShmSection",
+    "StreamSpec",
+    "build_config",
+    "default_config",
+    "default_run_dir",
+    "effective_user_name",
+    "format_ranges",
+    "in_ranges",
+    "load_config",
+    "parse_config",
+    "parse_ranges",
+]

@@ -1,0 +1,266 @@
+# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
+"""Clocks: the only place the actor system reads time or waits for it.
+
+Timers are deadlines on CLOCK_MONOTONIC nanoseconds (the spec's lease and announce clock).
+Production uses ``MonotonicClock``: one daemon thread that sleeps until the earliest deadline
+and runs the callbacks there, in deadline order. Tests use ``ManualClock``, which moves only
+when told to and fires due callbacks synchronously inside ``advance``, so every firing time a
+test asserts is exact.
+
+Callbacks run on the clock's thread (or the thread calling ``advance``) and must not block:
+the TimerActor's callbacks only ``tell``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["Clock", "ClockClosedError", "ManualClock", "MonotonicClock", "TimerHandle"]
+
+logger = logging.getLogger(__name__)
+
+# Rebuild the heap once this many cancelled timers are waiting in it (and they are the
+# majority), so a lease timer re-armed on every keepalive cannot grow the heap without bound.
+_COMPACT_AT = 64
+
+
+class ClockClosedError(RuntimeError):
+    """``call_at`` was called on a clock that has been closed."""
+
+
+class TimerHandle:
+    """A scheduled callback; ``cancel()`` stops it from firing (safe from any thread)."""
+
+    __slots__ = ("_callback", "_owner", "deadline_ns")
+
+    def __init__(self, owner: _TimerQueue, deadline_ns: int, callback: Callable[[], None]) -> None:
+        self._owner = owner
+        self.deadline_ns = deadline_ns
+        self._callback: Callable[[], None] | None = callback
+
+    def __repr__(self) -> str:
+        state = "cancelled" if self._callback is None else "pending"
+        return f"TimerHandle(deadline_ns={self.deadline_ns}, {state})"
+
+    @property
+    def cancelled(self) -> bool:
+        """True once cancelled, fired, or dropped by ``close``."""
+        return self._callback is None
+
+    def cancel(self) -> None:
+        """Stop the callback from firing; does nothing if it already fired or was cancelled."""
+        self._owner.cancel(self)
+
+
+class Clock(Protocol):
+    """What actors need from time: read it, and be called back at a deadline."""
+
+    def now_ns(self) -> int:
+        """Current CLOCK_MONOTONIC-style time in nanoseconds."""
+        ...
+
+    def call_at(self, deadline_ns: int, callback: Callable[[], None]) -> TimerHandle:
+        """Run ``callback`` once ``now_ns() >= deadline_ns``; it must not block."""
+        ...
+
+    def close(self) -> None:
+        """Drop every pending timer and stop the clock's thread, if any."""
+        ...
+
+
+class _TimerQueue:
+    """A heap of timers ordered by (deadline, scheduling order), guarded by ``lock``."""
+
+    def __init__(self, lock: threading.Condition) -> None:
+        self.lock = lock
+        self._heap: list[tuple[int, int, TimerHandle]] = []
+        self._seq = itertools.count()
+        self._cancelled = 0
+        self.closed = False
+
+    def push(self, deadline_ns: int, callback: Callable[[], None]) -> TimerHandle:
+        """Add a timer; the caller holds ``lock``."""
+        if self.closed:
+            raise ClockClosedError("call_at on a closed clock")
+        handle = TimerHandle(self, deadline_ns, callback)
+        heapq.heappush(self._heap, (deadline_ns, next(self._seq), handle))
+        return handle
+
+    def cancel(self, handle: TimerHandle) -> None:
+        with self.lock:
+            if handle._callback is None:  # noqa: SLF001 - same module
+                return
+            handle._callback = None  # noqa: SLF001
+            self._cancelled += 1
+            if self._cancelled >= _COMPACT_AT and self._cancelled * 2 > len(self._heap):
+                self._heap = [e for e in self._heap if e[2]._callback is not None]  # noqa: SLF001
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+
+    def _skip_cancelled(self) -> None:
+        heap = self._heap
+        while heap and heap[0][2]._callback is None:  # noqa: SLF001
+            heapq.heappop(heap)
+            self._cancelled = max(0, self._cancelled - 1)
+
+    def next_deadline(self) -> int | None:
+        """Earliest live deadline; the caller holds ``lock``."""
+        self._skip_cancelled()
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now_ns: int) -> tuple[int, Callable[[], None]] | None:
+        """Remove and return the earliest live timer due at ``now_ns``; caller holds ``lock``."""
+        self._skip_cancelled()
+        if not self._heap or self._heap[0][0] > now_ns:
+            return None
+        deadline, _, handle = heapq.heappop(self._heap)
+        callback = handle._callback  # noqa: SLF001
+        handle._callback = None  # noqa: SLF001 - fired: cancel() is now a no-op
+        assert callback is not None  # _skip_cancelled left a live timer on top
+        return deadline, callback
+
+    def close(self) -> None:
+        """Drop every timer; the caller holds ``lock``."""
+        self.closed = True
+        for _, _, handle in self._heap:
+            handle._callback = None  # noqa: SLF001
+        self._heap.clear()
+        self._cancelled = 0
+
+    def __len__(self) -> int:
+        return len(self._heap) - self._cancelled
+
+
+class MonotonicClock:
+    """``time.monotonic_ns`` with one daemon thread that fires callbacks in deadline order.
+
+    A callback that raises is logged and the thread carries on with the next one. ``close``
+    drops pending timers and joins the thread (unless called from a callback on that thread).
+    """
+
+    def __init__(self, name: str = "monotonic-clock") -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._timers = _TimerQueue(self._cond)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def now_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def call_at(self, deadline_ns: int, callback: Callable[[], None]) -> TimerHandle:
+        with self._cond:
+            earliest = self._timers.next_deadline()
+            handle = self._timers.push(deadline_ns, callback)
+            if earliest is None or deadline_ns < earliest:
+                self._cond.notify()
+        return handle
+
+    def pending(self) -> int:
+        """Timers scheduled and not yet fired or cancelled."""
+        with self._cond:
+            return len(self._timers)
+
+    def close(self) -> None:
+        with self._cond:
+            self._timers.close()
+            self._cond.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        cond, timers = self._cond, self._timers
+        while True:
+            with cond:
+                while True:
+                    if timers.closed:
+                        return
+                    now = time.monotonic_ns()
+                    due = timers.pop_due(now)
+                    if due is not None:
+                        break
+                    deadline = timers.next_deadline()
+                    cond.wait(None if deadline is None else (deadline - now) / 1e9)
+            try:
+                due[1]()
+            except Exception:
+                logger.exception("timer callback at %d ns failed", due[0])
+
+
+class ManualClock:
+    """A clock that moves only through ``advance``/``advance_to``, for deterministic tests.
+
+    ``advance_to(t)`` fires every callback due at or before ``t`` in deadline order (ties in
+    scheduling order). Before each callback the clock reads that callback's deadline, so a
+    callback that reads ``now_ns()`` sees exactly the time it was scheduled for; a callback
+    may schedule more callbacks, and those due by ``t`` fire in the same call. A callback
+    scheduled for a time already past fires on the next advance (``advance(0)`` will do),
+    without moving the clock backwards. An exception from a callback propagates out of
+    ``advance``; the callbacks still due fire on the next advance. Thread-safe: actors may
+    schedule and cancel from their own threads while a test advances.
+    """
+
+    def __init__(self, start_ns: int = 0) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._timers = _TimerQueue(self._cond)
+        self._now = start_ns
+        self._advancing = threading.RLock()
+
+    def now_ns(self) -> int:
+        with self._cond:
+            return self._now
+
+    def call_at(self, deadline_ns: int, callback: Callable[[], None]) -> TimerHandle:
+        with self._cond:
+            handle = self._timers.push(deadline_ns, callback)
+            self._cond.notify_all()
+        return handle
+
+    def pending(self) -> int:
+        """Timers scheduled and not yet fired or cancelled."""
+        with self._cond:
+            return len(self._timers)
+
+    def next_deadline(self) -> int | None:
+        """The earliest pending deadline, or None."""
+        with self._cond:
+            return self._timers.next_deadline()
+
+    def wait_for_pending(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until at least ``count`` timers are pending (an actor armed them) or timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._timers) >= count, timeout)
+
+    def advance(self, ns: int) -> None:
+        """Move time forward by ``ns`` nanoseconds, firing due callbacks."""
+        if ns < 0:
+            raise ValueError("time can't go backwards")
+        with self._cond:
+            target = self._now + ns
+        self.advance_to(target)
+
+    def advance_to(self, ns: int) -> None:
+        """Move time forward to ``ns``, firing due callbacks; ValueError if ``ns`` is past."""
+        with self._advancing:
+            with self._cond:
+                if ns < self._now:
+                    raise ValueError("time can't go backwards")
+            while True:
+                with self._cond:
+                    due = self._timers.pop_due(ns)
+                    if due is None:
+                        self._now = ns
+                        return
+                    self._now = max(self._now, due[0])
+                due[1]()
+
+    def close(self) -> None:
+        with self._cond:
+            self._timers.close()

@@ -1,0 +1,210 @@
+"""Driver HSM handlers of the attach path (driver-behaviour.md §3, §4; A-5, A-6, A-7).
+
+``on_attach`` runs the pure checks, then reserves the lease id and node id, records the attach
+as pending and asks the stream for an epoch; ``on_stream_ready`` grants the lease (OK response,
+then the announce); ``on_provision_failed`` answers INTERNAL_ERROR and releases everything the
+attach had reserved.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from actors.attach_policy import (
+    TEXT_NODE_ID_ALLOCATION,
+    TEXT_PROVISION_PREFIX,
+    TEXT_UNSUPPORTED_VERSION,
+    AttachContext,
+    AttachPlan,
+    Reject,
+    decide_attach,
+)
+from actors.commands import ConsumerAttach, GrantLease, PendingAttach, ProducerAttach
+from actors.driver_effects import ForgetStream, SpawnStream, StartLease, TellStream
+from actors.driver_model import HEADER_SLOT_BYTES, LAYOUT_VERSION, StreamEntry
+from actors.hsm import HANDLED, Outcome
+from actors.lease_table import LeaseRecord
+from messages.control import ResponseCode, Role, ShmAttachRequest, ShmAttachResponse
+from messages.events import (
+    COUNTER_ATTACH_OK,
+    COUNTER_EPOCH_BUMPS,
+    COUNTER_PROVISION_FAILED,
+    EVENT_ATTACH,
+    EVENT_EPOCH_BUMP,
+)
+
+if TYPE_CHECKING:
+    from actors.commands import ProvisionFailed, StreamReady
+    from actors.driver_model import DriverModel
+    from messages.events import AttachVersionUnsupported
+
+
+def attach_context(m: DriverModel) -> AttachContext:
+    return AttachContext(
+        config=m.config,
+        draining=m.draining,
+        clients_in_use=m.clients_in_use,
+        streams=m.streams,
+        dynamic_ids=m.dynamic_ids,
+        node_ids=m.node_ids,
+        hugepages_capable=m.hugepages_capable,
+    )
+
+
+def on_attach(m: DriverModel, req: ShmAttachRequest) -> Outcome:
+    entry = m.streams.get(req.stream_id)
+    if not m.draining and req.role == Role.PRODUCER and entry is not None and entry.settling:
+        # The previous producer's epoch bump is in flight: answer once it is done, as a
+        # single-threaded driver would have (its bump happens before this request).
+        entry.deferred.append(req)
+        return HANDLED
+    decision = decide_attach(req, attach_context(m), m.now_ns)
+    if isinstance(decision, Reject):
+        m.reject_attach(req.correlation_id, decision.code, decision.text)
+        return HANDLED
+    _start_attach(m, req, decision)
+    return HANDLED
+
+
+def _start_attach(m: DriverModel, req: ShmAttachRequest, plan: AttachPlan) -> None:
+    if plan.desired_node_id is not None:
+        node_id: int | None = plan.desired_node_id
+        m.node_ids.reserve(plan.desired_node_id, m.now_ns)
+    else:
+        node_id = m.node_ids.allocate(m.now_ns)
+    if node_id is None:
+        m.reject_attach(req.correlation_id, ResponseCode.INTERNAL_ERROR, TEXT_NODE_ID_ALLOCATION)
+        return
+    lease_id = m.lease_ids.next()
+    if plan.create_dynamic:
+        m.dynamic_ids.take(plan.stream_id)
+        profile = m.config.profiles[plan.profile]
+        m.streams[plan.stream_id] = StreamEntry(
+            stream_id=plan.stream_id, name=None, profile=profile, dynamic=True
+        )
+        m.emit(SpawnStream(stream_id=plan.stream_id, profile=profile, info=None, restart=False))
+    entry = m.streams[plan.stream_id]
+    attach = PendingAttach(
+        correlation_id=req.correlation_id,
+        lease_id=lease_id,
+        node_id=node_id,
+        client_id=req.client_id,
+        role=plan.role,
+        stream_id=plan.stream_id,
+        created_stream=plan.create_dynamic,
+    )
+    m.pending[lease_id] = attach
+    m.pending_clients.add(req.client_id)
+    entry.pending.add(lease_id)
+    referenced = m.leases.epochs_of_stream(plan.stream_id)
+    if plan.role == Role.PRODUCER:
+        entry.pending_producer = lease_id
+        m.emit(TellStream(plan.stream_id, ProducerAttach(attach, m.now_ns, referenced)))
+    else:
+        m.emit(TellStream(plan.stream_id, ConsumerAttach(attach, m.now_ns, referenced)))
+
+
+def _release_pending(m: DriverModel, attach: PendingAttach) -> StreamEntry | None:
+    m.pending.pop(attach.lease_id, None)
+    m.pending_clients.discard(attach.client_id)
+    entry = m.streams.get(attach.stream_id)
+    if entry is not None:
+        entry.pending.discard(attach.lease_id)
+        if entry.pending_producer == attach.lease_id:
+            entry.pending_producer = None
+    return entry
+
+
+def on_stream_ready(m: DriverModel, ev: StreamReady) -> Outcome:
+    attach = ev.attach
+    if attach.lease_id not in m.pending:
+        return HANDLED  # answered already (its stream failed and was restarted)
+    entry = _release_pending(m, attach)
+    assert entry is not None  # a stream with pending attaches is never forgotten
+    info = ev.info
+    entry.info = info
+    if ev.bumped:
+        m.count(COUNTER_EPOCH_BUMPS)
+        m.event(EVENT_EPOCH_BUMP, stream_id=entry.stream_id, epoch=info.epoch)
+    expiry_ns = m.now_ns + m.ttl_ns
+    m.leases.add(
+        LeaseRecord(
+            lease_id=attach.lease_id,
+            client_id=attach.client_id,
+            role=attach.role,
+            stream_id=attach.stream_id,
+            node_id=attach.node_id,
+            epoch=info.epoch,
+            expiry_ns=expiry_ns,
+        )
+    )
+    if attach.role == Role.PRODUCER:
+        entry.producer_lease_id = attach.lease_id
+    m.emit(
+        StartLease(
+            lease_id=attach.lease_id,
+            stream_id=attach.stream_id,
+            client_id=attach.client_id,
+            role=attach.role,
+            grant=GrantLease(now_ns=m.now_ns, expiry_ns=expiry_ns),
+        )
+    )
+    m.send(
+        ShmAttachResponse(
+            correlation_id=attach.correlation_id,
+            code=ResponseCode.OK,
+            lease_id=attach.lease_id,
+            lease_expiry_timestamp_ns=expiry_ns,
+            stream_id=attach.stream_id,
+            epoch=info.epoch,
+            layout_version=LAYOUT_VERSION,
+            header_nslots=info.header_nslots,
+            header_slot_bytes=HEADER_SLOT_BYTES,
+            node_id=attach.node_id,
+            payload_pools=info.pools,
+            header_region_uri=info.header_uri,
+            error_message="",
+        )
+    )
+    m.count(COUNTER_ATTACH_OK)
+    m.event(
+        EVENT_ATTACH,
+        lease_id=attach.lease_id,
+        stream_id=attach.stream_id,
+        client_id=attach.client_id,
+        role=attach.role.name,
+        node_id=attach.node_id,
+        epoch=info.epoch,
+    )
+    m.announce(entry, report=True)
+    return HANDLED
+
+
+def fail_pending(m: DriverModel, attach: PendingAttach, detail: str) -> None:
+    """Answer a pending attach INTERNAL_ERROR and undo its reservations."""
+    entry = _release_pending(m, attach)
+    m.node_ids.unreserve(attach.node_id)
+    m.count(COUNTER_PROVISION_FAILED)
+    m.reject_attach(
+        attach.correlation_id, ResponseCode.INTERNAL_ERROR, TEXT_PROVISION_PREFIX + detail
+    )
+    if (
+        entry is not None
+        and entry.dynamic
+        and entry.info is None
+        and not entry.pending
+        and not m.leases.of_stream(entry.stream_id)
+    ):
+        del m.streams[entry.stream_id]
+        m.emit(ForgetStream(entry.stream_id))
+
+
+def on_provision_failed(m: DriverModel, ev: ProvisionFailed) -> Outcome:
+    if ev.attach.lease_id in m.pending:
+        fail_pending(m, ev.attach, ev.detail)
+    return HANDLED
+
+
+def on_version_unsupported(m: DriverModel, ev: AttachVersionUnsupported) -> Outcome:
+    m.reject_attach(ev.correlation_id, ResponseCode.UNSUPPORTED, TEXT_UNSUPPORTED_VERSION)
+    return HANDLED

@@ -1,0 +1,82 @@
+"""Effects of the Driver HSM: what the DriverActor must do after a decision (its only I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from actors.commands import EndLease, EpochInfo, GrantLease
+    from actors.stream_machine import ProvisionCause
+    from config.model import Profile
+    from messages.control import Role
+    from messages.events import DriverEvent
+    from messages.sbe import SbeMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Put an SBE message on the outbox (order of effects = order on the wire)."""
+
+    message: SbeMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Report a lifecycle event to the event sink."""
+
+    event: DriverEvent
+
+
+@dataclass(frozen=True, slots=True)
+class TellStream:
+    stream_id: int
+    command: ProvisionCause
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpawnStream:
+    """Start a StreamActor (a new dynamic stream, or a supervised restart from the mirror)."""
+
+    stream_id: int
+    profile: Profile
+    info: EpochInfo | None
+    restart: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetStream:
+    """Stop the StreamActor of a dynamic stream whose creating attach failed."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartLease:
+    """Start a LeaseActor and grant it."""
+
+    lease_id: int
+    stream_id: int
+    client_id: int
+    role: Role
+    grant: GrantLease
+
+
+@dataclass(frozen=True, slots=True)
+class TellLease:
+    lease_id: int
+    command: EndLease
+
+
+@dataclass(frozen=True, slots=True)
+class ArmShutdown:
+    """Ask the TimerActor for ShutdownTimerFired at ``deadline_ns``."""
+
+    deadline_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnterStopped:
+    """ShmDriverShutdown is out: clean up (optionally), then signal that the driver stopped."""
+
+    cleanup_shm: bool

@@ -1,0 +1,138 @@
+"""Driver HSM handlers of a lease's life after the attach (driver-behaviour.md §5-§7, A-3).
+
+Keepalives and expiry are decided here, against the driver's deadlines. Ending a lease is a
+causal chain whose order is the wire order: the LeaseActor publishes ``ShmLeaseRevoked`` and
+reports ``LeaseEnded``; for a producer the driver then asks the StreamActor for the new epoch,
+announces it on ``EpochProvisioned`` and only then answers the detach.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from actors.attach_policy import TEXT_INVALID_ROLE
+from actors.hsm import HANDLED, Outcome
+from messages.control import (
+    LeaseRevokeReason,
+    ResponseCode,
+    Role,
+    ShmDetachRequest,
+    ShmDetachResponse,
+    ShmLeaseKeepalive,
+)
+from messages.events import (
+    COUNTER_DETACH_REJECTED,
+    COUNTER_EPOCH_BUMPS,
+    COUNTER_KEEPALIVE_ACCEPTED,
+    COUNTER_KEEPALIVE_IGNORED,
+    COUNTER_PROVISION_FAILED,
+    EVENT_DETACH,
+    EVENT_EPOCH_BUMP,
+    LeaseCheckTimerFired,
+)
+
+if TYPE_CHECKING:
+    from actors.commands import EpochProvisioned, EpochProvisionFailed, LeaseEnded
+    from actors.driver_model import DriverModel, StreamEntry
+    from actors.lease_table import LeaseRecord
+
+logger = logging.getLogger(__name__)
+
+TEXT_UNKNOWN_LEASE = "unknown lease"
+
+
+def _matching_lease(
+    m: DriverModel, msg: ShmLeaseKeepalive | ShmDetachRequest
+) -> LeaseRecord | None:
+    """C-style matching of all four identifiers (A-13)."""
+    record = m.leases.get(msg.lease_id)
+    if record is None:
+        return None
+    if (record.stream_id, record.client_id, int(record.role)) != (
+        msg.stream_id,
+        msg.client_id,
+        int(msg.role),
+    ):
+        return None
+    return record
+
+
+def on_keepalive(m: DriverModel, msg: ShmLeaseKeepalive) -> Outcome:
+    record = _matching_lease(m, msg)
+    if record is None:
+        m.count(COUNTER_KEEPALIVE_IGNORED)
+        return HANDLED
+    m.leases.touch(record.lease_id, m.now_ns + m.ttl_ns)
+    m.count(COUNTER_KEEPALIVE_ACCEPTED)
+    return HANDLED
+
+
+def _reject_detach(m: DriverModel, msg: ShmDetachRequest, code: ResponseCode, text: str) -> None:
+    m.send(ShmDetachResponse(correlation_id=msg.correlation_id, code=code, error_message=text))
+    m.count(f"{COUNTER_DETACH_REJECTED}.{code.name}")
+
+
+def on_detach(m: DriverModel, msg: ShmDetachRequest) -> Outcome:
+    if msg.role not in (Role.PRODUCER, Role.CONSUMER):
+        _reject_detach(m, msg, ResponseCode.INVALID_PARAMS, TEXT_INVALID_ROLE)
+        return HANDLED
+    record = _matching_lease(m, msg)
+    if record is None:
+        _reject_detach(m, msg, ResponseCode.REJECTED, TEXT_UNKNOWN_LEASE)
+        return HANDLED
+    m.event(
+        EVENT_DETACH,
+        lease_id=record.lease_id,
+        stream_id=record.stream_id,
+        client_id=record.client_id,
+        role=record.role.name,
+    )
+    m.end_lease(record, LeaseRevokeReason.DETACHED, msg.correlation_id)
+    return HANDLED
+
+
+def on_lease_check(m: DriverModel, ev: LeaseCheckTimerFired) -> Outcome:
+    m.now_ns = ev.now_ns
+    for record in m.leases.expired(ev.now_ns):
+        m.end_lease(record, LeaseRevokeReason.EXPIRED, None)
+    return HANDLED
+
+
+def on_lease_ended(m: DriverModel, ev: LeaseEnded) -> Outcome:
+    m.finish_lease(ev.lease_id)
+    return HANDLED
+
+
+def _settle(m: DriverModel, entry: StreamEntry) -> None:
+    """The producer-loss chain of ``entry`` is complete: answer detaches, replay attaches."""
+    entry.settling = False
+    for correlation_id in entry.detach_replies:
+        m.answer_detach(correlation_id)
+    entry.detach_replies.clear()
+    deferred, entry.deferred = entry.deferred, []
+    for request in deferred:
+        m.post(request)
+
+
+def on_epoch_provisioned(m: DriverModel, ev: EpochProvisioned) -> Outcome:
+    entry = m.streams.get(ev.stream_id)
+    if entry is None:
+        return HANDLED
+    entry.info = ev.info
+    m.count(COUNTER_EPOCH_BUMPS)
+    m.event(EVENT_EPOCH_BUMP, stream_id=entry.stream_id, epoch=ev.info.epoch)
+    m.announce(entry, report=True)
+    _settle(m, entry)
+    return HANDLED
+
+
+def on_epoch_provision_failed(m: DriverModel, ev: EpochProvisionFailed) -> Outcome:
+    """The old epoch stays announced; a detach still answers OK (the lease is gone)."""
+    entry = m.streams.get(ev.stream_id)
+    if entry is None:
+        return HANDLED
+    logger.error("stream %d: re-provisioning failed: %s", ev.stream_id, ev.detail)
+    m.count(COUNTER_PROVISION_FAILED)
+    _settle(m, entry)
+    return HANDLED

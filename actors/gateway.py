@@ -1,0 +1,374 @@
+# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
+"""ControlGateway: the driver's only Aeron code (the adapter and the proxy of the conductor).
+
+One thread owns the Aeron client, the control subscription and every publication
+(notes/pyaeron-and-pykka.md: the binding's objects are not thread-safe, a handler must never
+close or re-poll, and a loop that never idles starves every other Python thread of the GIL).
+Inbound, it decodes fragments at the edge and tells the DriverActor plain messages; actors
+never see a buffer or a decode error. Outbound, it is the actors' ``Outbox``: ``send`` only
+appends to a queue, and the poll thread encodes and offers in call order.
+
+Publications are *exclusive*: a concurrent IPC publication is shared by every client of the
+media driver on the same channel and stream, so it would carry the clients' session id and
+the own-traffic filter below would discard their requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pyaeron
+
+import messages
+from actors.gateway_counters import Counters, RateLimitedLog
+from actors.gateway_outbox import PublicationQueue
+from messages.events import (
+    COUNTER_DECODE_ERRORS,
+    COUNTER_HANDLER_ERRORS,
+    COUNTER_IGNORED,
+    COUNTER_PUBLISH_FAILED,
+    AttachVersionUnsupported,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from config import DriverConfig
+
+_log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("<HHHH")  # blockLength, templateId, schemaId, version
+DRIVER_SCHEMA = 901
+WIRE_SCHEMA = 900
+# (schemaId, templateId) of what the driver acts on (sbe.md §7, driver-behaviour.md §2).
+HANDLED: frozenset[tuple[int, int]] = frozenset(
+    {(DRIVER_SCHEMA, t) for t in (1, 3, 5, 8)} | {(WIRE_SCHEMA, 2)}
+)
+ATTACH_REQUEST = (DRIVER_SCHEMA, 1)
+
+COUNTER_RECEIVED = "gateway.received"  # + "." + message class name
+COUNTER_AERON_ERRORS = "gateway.aeron_errors"
+
+FRAGMENT_LIMIT = 10  # driver-behaviour.md §2: at most 10 fragments per poll
+# Idle park ceiling. Measured on the 2-core VM (bench/attach.py): a 1 ms park keeps the idle
+# driver near 1-2 % of a core, while 100 us costs ~9 %; the extra latency (<= 1 ms on the
+# first message after a quiet spell) is small next to provisioning an epoch, and the C
+# driver sleeps 1 ms when idle too.
+DEFAULT_MAX_PARK_NS = 1_000_000
+DEFAULT_DRIVER_TIMEOUT_MS = 2_500
+DEFAULT_PUBLISH_DEADLINE_NS = 1_000_000_000
+
+
+class Target(Protocol):
+    """What the gateway tells decoded requests to (a pykka ``ActorRef`` in production)."""
+
+    def tell(self, message: Any) -> None: ...
+
+
+class GatewayError(RuntimeError):
+    """The gateway could not start (no media driver, channel refused) or lost Aeron."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayChannels:
+    """Where the gateway subscribes and publishes (the ``[driver]`` keys)."""
+
+    control_channel: str
+    control_stream_id: int
+    announce_channel: str
+    announce_stream_id: int
+    qos_channel: str
+    qos_stream_id: int
+
+    @classmethod
+    def from_config(cls, config: DriverConfig) -> GatewayChannels:
+        d = config.driver
+        return cls(
+            control_channel=d.control_channel,
+            control_stream_id=d.control_stream_id,
+            announce_channel=d.announce_channel,
+            announce_stream_id=d.announce_stream_id,
+            qos_channel=d.qos_channel,
+            qos_stream_id=d.qos_stream_id,
+        )
+
+    @property
+    def announce_shares_control(self) -> bool:
+        return (self.announce_channel, self.announce_stream_id) == (
+            self.control_channel,
+            self.control_stream_id,
+        )
+
+
+class ControlGateway:
+    """Owns Aeron on one thread; decodes inbound requests and publishes outbound messages."""
+
+    def __init__(
+        self,
+        aeron_dir: str,
+        channels: GatewayChannels,
+        *,
+        on_fatal: Callable[[str], None] | None = None,
+        driver_timeout_ms: int = DEFAULT_DRIVER_TIMEOUT_MS,
+        publish_deadline_ns: int = DEFAULT_PUBLISH_DEADLINE_NS,
+        max_park_ns: int = DEFAULT_MAX_PARK_NS,
+    ) -> None:
+        self.aeron_dir = aeron_dir
+        self.channels = channels
+        self._on_fatal = on_fatal
+        self._driver_timeout_ms = driver_timeout_ms
+        self._publish_deadline_ns = publish_deadline_ns
+        self._max_park_ns = max_park_ns
+        self._counters = Counters()
+        self._rate_log = RateLimitedLog(_log)
+        self._outgoing: deque[messages.SbeMessage] = deque()  # append/popleft: thread-safe
+        self._aeron_errors: deque[tuple[int, str]] = deque(maxlen=64)
+        self._target: Target | None = None
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._closing = False
+        self._flush_deadline_ns = 0
+        self._startup_error: BaseException | None = None
+        self.fatal_reason: str | None = None
+        self._own_sessions: frozenset[int] = frozenset()
+        self._thread = threading.Thread(target=self._run, name="control-gateway", daemon=True)
+
+    # ---------------------------------------------------------------- any thread
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the poll thread and wait until every publication/subscription is open."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            self._closing = True
+            raise GatewayError(f"Aeron did not come up within {timeout} s in {self.aeron_dir}")
+        if self._startup_error is not None:
+            self._thread.join(timeout)
+            raise GatewayError(f"cannot open Aeron in {self.aeron_dir}: {self._startup_error}")
+
+    def bind(self, target: Target) -> None:
+        """Start polling the control stream and telling ``target`` what arrives.
+
+        Until then requests wait in the subscription's log (the actors are not up yet), while
+        outgoing messages already flow.
+        """
+        self._target = target
+
+    def send(self, message: messages.SbeMessage) -> None:
+        """The ``Outbox`` entry point: never blocks, keeps the order of calls."""
+        if self._stopped.is_set():
+            self._counters.inc(f"{COUNTER_PUBLISH_FAILED}.{type(message).__name__}.closed")
+            _log.warning("gateway closed: %s not sent", type(message).__name__)
+            return
+        self._outgoing.append(message)
+
+    def counters(self) -> Mapping[str, int]:
+        """Thread-safe snapshot of the transport counters (``gateway.*``)."""
+        return self._counters.snapshot()
+
+    @property
+    def running(self) -> bool:
+        return self._ready.is_set() and not self._stopped.is_set()
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """True once the poll thread has closed everything (after ``close`` or a fatal loss)."""
+        return self._stopped.wait(timeout)
+
+    def close(self, flush_timeout: float = 2.0) -> None:
+        """Flush what is queued (bounded by ``flush_timeout``), then close from the owner."""
+        self._flush_deadline_ns = time.monotonic_ns() + int(flush_timeout * 1e9)
+        self._closing = True
+        if self._thread.is_alive():
+            self._thread.join(flush_timeout + self._driver_timeout_ms / 1000 + 5.0)
+        self._stopped.set()
+
+    # ---------------------------------------------------------------- poll thread
+
+    def _run(self) -> None:
+        try:
+            aeron, sub, pubs = self._open()
+        except Exception as exc:  # no driver, bad channel: reported by start()
+            self._startup_error = exc
+            self._stopped.set()
+            self._ready.set()
+            return
+        control_q, announce_q = self._queues(pubs)
+        self._ready.set()
+        try:
+            self._loop(aeron, sub, control_q, announce_q)
+        except Exception as exc:
+            self._fatal(f"Aeron failed: {type(exc).__name__}: {exc}")
+        finally:
+            for resource in (*pubs.values(), sub, aeron):
+                try:
+                    resource.close()
+                except Exception as exc:
+                    _log.debug("closing %r: %s", resource, exc)
+            self._stopped.set()
+
+    def _open(self) -> tuple[Any, Any, dict[str, Any]]:
+        ch = self.channels
+        context = pyaeron.Context(
+            dir=self.aeron_dir,
+            client_name="tensorpool-driver",
+            driver_timeout_ms=self._driver_timeout_ms,
+            error_handler=self._on_aeron_error,
+        )
+        aeron = pyaeron.Aeron(context=context)
+        try:
+            sub = aeron.add_subscription(ch.control_channel, ch.control_stream_id)
+            control = aeron.add_exclusive_publication(ch.control_channel, ch.control_stream_id)
+            pubs: dict[str, Any] = {"control": control}
+            if not ch.announce_shares_control:
+                pubs["announce"] = aeron.add_exclusive_publication(
+                    ch.announce_channel, ch.announce_stream_id
+                )
+            # The spec has the driver open the QoS publication although it never writes to it.
+            pubs["qos"] = aeron.add_exclusive_publication(ch.qos_channel, ch.qos_stream_id)
+        except BaseException:
+            aeron.close()
+            raise
+        self._own_sessions = frozenset(
+            p.session_id for name, p in pubs.items() if name in {"control", "announce"}
+        )
+        return aeron, sub, pubs
+
+    def _queues(self, pubs: dict[str, Any]) -> tuple[PublicationQueue, PublicationQueue]:
+        def queue(label: str) -> PublicationQueue:
+            return PublicationQueue(
+                label,
+                pubs[label],
+                deadline_ns=self._publish_deadline_ns,
+                counters=self._counters,
+                rate_log=self._rate_log,
+            )
+
+        control_q = queue("control")
+        return control_q, (queue("announce") if "announce" in pubs else control_q)
+
+    def _loop(
+        self, aeron: Any, sub: Any, control_q: PublicationQueue, announce_q: PublicationQueue
+    ) -> None:
+        idle = pyaeron.IdleStrategy.backoff(max_park_ns=self._max_park_ns)
+        queues = (control_q,) if announce_q is control_q else (control_q, announce_q)
+        while True:
+            self._log_aeron_errors()
+            if aeron.is_closed:
+                self._fatal("lost the Aeron media driver (client closed: driver timeout)")
+                return
+            work = 0
+            if self._target is not None and not self._closing:
+                work += sub.poll(self._on_fragment, FRAGMENT_LIMIT)
+            now = time.monotonic_ns()
+            work += self._route_outgoing(control_q, announce_q, now)
+            for q in queues:
+                work += q.drain(now)
+            if self._closing and (
+                not any(len(q) for q in queues) or now >= self._flush_deadline_ns
+            ):
+                for q in queues:
+                    if q.drop_all("gateway closed before it could be sent"):
+                        _log.warning("close: flush deadline passed with messages queued")
+                return
+            idle.idle(work)
+
+    def _route_outgoing(
+        self, control_q: PublicationQueue, announce_q: PublicationQueue, now_ns: int
+    ) -> int:
+        """Encode queued messages in call order; offer directly when nothing waits ahead."""
+        moved = 0
+        while self._outgoing:
+            message = self._outgoing.popleft()
+            moved += 1
+            name = type(message).__name__
+            try:
+                data = messages.encode(message)
+            except Exception as exc:
+                self._counters.inc(COUNTER_PUBLISH_FAILED)
+                self._counters.inc(f"{COUNTER_PUBLISH_FAILED}.{name}.encode")
+                _log.error("cannot encode %s (%s): %r", name, exc, message)
+                continue
+            is_announce = isinstance(message, messages.ShmPoolAnnounce)
+            q = announce_q if is_announce else control_q
+            q.push(data, name=name, detail=_describe(message), soft=is_announce)
+            if len(q) == 1:
+                q.drain(now_ns)
+        return moved
+
+    def _on_fragment(self, buf: Any, header: Any) -> None:
+        """Aeron fragment handler: decode and tell; never raises (a raise loses the batch)."""
+        try:
+            if header.session_id in self._own_sessions:
+                self._counters.inc(COUNTER_IGNORED)
+                return
+            self._dispatch(bytes(buf))
+        except Exception as exc:
+            self._counters.inc(COUNTER_HANDLER_ERRORS)
+            self._rate_log.log(
+                logging.ERROR, "handler", "control fragment handler failed: %r", exc
+            )
+
+    def _dispatch(self, data: bytes) -> None:
+        if len(data) >= _HEADER.size:
+            _, template_id, schema_id, _ = _HEADER.unpack_from(data)
+            if (schema_id, template_id) not in HANDLED:
+                self._counters.inc(COUNTER_IGNORED)
+                return
+        try:
+            message: object = messages.decode(data)
+        except messages.UnknownMessage:
+            self._counters.inc(COUNTER_IGNORED)
+            return
+        except messages.UnsupportedVersion as exc:
+            self._count_decode_error(exc, len(data))
+            if (exc.schema_id, exc.template_id) != ATTACH_REQUEST or exc.correlation_id is None:
+                return
+            message = AttachVersionUnsupported(correlation_id=exc.correlation_id)
+        except messages.DecodeError as exc:
+            self._count_decode_error(exc, len(data))
+            return
+        target = self._target
+        if target is None:  # only while closing: the actors are going away
+            return
+        self._counters.inc(f"{COUNTER_RECEIVED}.{type(message).__name__}")
+        target.tell(message)
+
+    def _count_decode_error(self, exc: messages.DecodeError, size: int) -> None:
+        kind = type(exc).__name__
+        self._counters.inc(f"{COUNTER_DECODE_ERRORS}.{kind}")
+        self._rate_log.log(
+            logging.WARNING, f"decode:{kind}", "dropped a %d-byte control message: %s", size, exc
+        )
+
+    def _on_aeron_error(self, code: int, message: str) -> None:
+        """Aeron's error handler: runs on the client conductor thread, so it only records."""
+        self._aeron_errors.append((code, message))
+
+    def _log_aeron_errors(self) -> None:
+        while self._aeron_errors:
+            code, message = self._aeron_errors.popleft()
+            self._counters.inc(COUNTER_AERON_ERRORS)
+            self._rate_log.log(logging.ERROR, f"aeron:{code}", "Aeron error %d: %s", code, message)
+
+    def _fatal(self, reason: str) -> None:
+        if self.fatal_reason is not None:
+            return
+        self.fatal_reason = reason
+        _log.critical("%s", reason)
+        if self._on_fatal is not None:
+            try:
+                self._on_fatal(reason)
+            except Exception:
+                _log.exception("fatal-error callback failed")
+
+
+def _describe(message: messages.SbeMessage) -> str:
+    """The identifying fields of a message, for the log line when it is dropped."""
+    keys = ("correlation_id", "lease_id", "stream_id", "client_id", "epoch", "code", "reason")
+    parts = [f"{k}={getattr(message, k)}" for k in keys if hasattr(message, k)]
+    return f"{type(message).__name__}({', '.join(parts)})"

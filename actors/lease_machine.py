@@ -1,0 +1,128 @@
+"""The Lease HSM: ``Unattached -> Active -> Expired | Revoked | Detached``.
+
+The driver decides when a lease ends (it owns the deadlines, the keepalives stop there); this
+machine guarantees what ending means: entering a terminal state emits exactly one
+``ShmLeaseRevoked`` with the reason and its short text (A-34), and a terminal lease ignores
+any further end request (at most one revoke per lease, driver-behaviour.md §6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from actors.commands import EndLease, GrantLease
+from actors.hsm import HANDLED, HsmModel, Machine, Outcome, State, Transition
+from messages.control import LeaseRevokeReason, Role, ShmLeaseRevoked
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+REVOKE_TEXT: Final = {
+    LeaseRevokeReason.DETACHED: "lease detached",
+    LeaseRevokeReason.EXPIRED: "lease expired",
+    LeaseRevokeReason.REVOKED: "lease revoked",
+}
+_TERMINAL: Final = {
+    LeaseRevokeReason.DETACHED: "Detached",
+    LeaseRevokeReason.EXPIRED: "Expired",
+    LeaseRevokeReason.REVOKED: "Revoked",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRevoke:
+    """Effect: put this ShmLeaseRevoked on the outbox."""
+
+    message: ShmLeaseRevoked
+
+
+class LeaseModel(HsmModel):
+    """The lease's identity and what the machine has seen."""
+
+    __slots__ = ("client_id", "ended_ns", "expiry_ns", "lease_id", "reason", "role", "stream_id")
+
+    def __init__(self, *, lease_id: int, stream_id: int, client_id: int, role: Role) -> None:
+        super().__init__()
+        self.lease_id = lease_id
+        self.stream_id = stream_id
+        self.client_id = client_id
+        self.role = role
+        self.expiry_ns = 0
+        self.ended_ns = 0
+        self.reason: LeaseRevokeReason | None = None
+
+
+def revoke_message(
+    *,
+    now_ns: int,
+    lease_id: int,
+    stream_id: int,
+    client_id: int,
+    role: Role,
+    reason: LeaseRevokeReason,
+) -> ShmLeaseRevoked:
+    """The ShmLeaseRevoked for a lease ending with ``reason`` (also used by the supervisor)."""
+    return ShmLeaseRevoked(
+        timestamp_ns=now_ns,
+        lease_id=lease_id,
+        stream_id=stream_id,
+        client_id=client_id,
+        role=role,
+        reason=reason,
+        error_message=REVOKE_TEXT[reason],
+    )
+
+
+def _revoke(reason: LeaseRevokeReason) -> Callable[[LeaseModel], None]:
+    def entry(m: LeaseModel) -> None:
+        m.reason = reason
+        m.emit(
+            PublishRevoke(
+                revoke_message(
+                    now_ns=m.ended_ns,
+                    lease_id=m.lease_id,
+                    stream_id=m.stream_id,
+                    client_id=m.client_id,
+                    role=m.role,
+                    reason=reason,
+                )
+            )
+        )
+
+    return entry
+
+
+def _on_grant(m: LeaseModel, ev: GrantLease) -> Outcome:
+    m.expiry_ns = ev.expiry_ns
+    return Transition("Active")
+
+
+def _on_end(m: LeaseModel, ev: EndLease) -> Outcome:
+    m.ended_ns = ev.now_ns
+    return Transition(_TERMINAL[ev.reason])
+
+
+def _ignore(_m: LeaseModel, _ev: object) -> Outcome:
+    return HANDLED
+
+
+LEASE_MACHINE: Final = Machine[LeaseModel](
+    "Lease",
+    states={
+        "Lease": State(initial="Unattached"),
+        "Unattached": State(parent="Lease"),
+        "Active": State(parent="Lease"),
+        "Ended": State(parent="Lease", initial="Revoked"),
+        "Expired": State(parent="Ended", entry=_revoke(LeaseRevokeReason.EXPIRED)),
+        "Revoked": State(parent="Ended", entry=_revoke(LeaseRevokeReason.REVOKED)),
+        "Detached": State(parent="Ended", entry=_revoke(LeaseRevokeReason.DETACHED)),
+    },
+    handlers={
+        ("Unattached", GrantLease): _on_grant,
+        ("Lease", EndLease): _on_end,
+        ("Ended", EndLease): _ignore,
+        ("Ended", GrantLease): _ignore,
+        ("Active", GrantLease): _ignore,
+    },
+)

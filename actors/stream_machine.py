@@ -1,0 +1,156 @@
+"""The Stream HSM: ``Unclaimed -> Ready -> ProducerAttached``.
+
+The machine decides *whether* a command needs a fresh epoch and what to answer; the
+StreamActor performs the provisioning it asks for (``Provision``) and feeds the outcome back
+as ``Provisioned`` / ``ProvisioningFailed``, which the machine turns into the reply to the
+driver and the next state. Rules (driver-behaviour.md §3 step 1, §6; A-6):
+
+* a producer attach always provisions exactly one new epoch, from any state;
+* a consumer attach provisions only while the stream is Unclaimed (epoch 0);
+* losing the producer (detach, expiry, revoke) and a supervised restart provision a new epoch;
+* a failed provisioning leaves the previous epoch and URIs untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from actors.commands import (
+    ConsumerAttach,
+    EpochInfo,
+    EpochProvisioned,
+    EpochProvisionFailed,
+    ProducerAttach,
+    ProducerLeaseLost,
+    ProvisionFailed,
+    Reprovision,
+    StreamReady,
+)
+from actors.hsm import HANDLED, HsmModel, Machine, Outcome, State, Transition
+from messages.control import Role
+
+type ProvisionCause = ProducerAttach | ConsumerAttach | ProducerLeaseLost | Reprovision
+type StreamReply = StreamReady | ProvisionFailed | EpochProvisioned | EpochProvisionFailed
+
+if TYPE_CHECKING:
+    from config.model import Profile
+
+
+@dataclass(frozen=True, slots=True)
+class Provision:
+    """Effect: provision the next epoch (then run epoch GC) for ``cause``."""
+
+    cause: ProvisionCause
+    now_ns: int
+    referenced_epochs: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Effect: tell the driver ``message``."""
+
+    message: StreamReply
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioned:
+    """Event (from the actor): provisioning for ``cause`` produced ``info``."""
+
+    cause: ProvisionCause
+    info: EpochInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisioningFailed:
+    """Event (from the actor): provisioning for ``cause`` failed with ``detail``."""
+
+    cause: ProvisionCause
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """Event: a restarted actor starts from the driver's mirror of a provisioned stream."""
+
+
+class StreamModel(HsmModel):
+    """One stream's provisioned state as its StreamActor holds it."""
+
+    __slots__ = ("info", "producer_lease_id", "profile", "stream_id")
+
+    def __init__(self, *, stream_id: int, profile: Profile, info: EpochInfo | None = None) -> None:
+        super().__init__()
+        self.stream_id = stream_id
+        self.profile = profile
+        self.info = info
+        self.producer_lease_id: int | None = None
+
+    @property
+    def epoch(self) -> int:
+        return 0 if self.info is None else self.info.epoch
+
+
+def _provision(m: StreamModel, ev: ProvisionCause) -> Outcome:
+    m.emit(Provision(ev, ev.now_ns, ev.referenced_epochs))
+    return HANDLED
+
+
+def _serve_consumer(m: StreamModel, ev: ConsumerAttach) -> Outcome:
+    assert m.info is not None  # only handled in provisioned states
+    m.emit(Reply(StreamReady(stream_id=m.stream_id, info=m.info, attach=ev.attach, bumped=False)))
+    return HANDLED
+
+
+def _on_provisioned(m: StreamModel, ev: Provisioned) -> Outcome:
+    m.info = ev.info
+    cause = ev.cause
+    if isinstance(cause, ProducerAttach | ConsumerAttach):
+        m.emit(Reply(StreamReady(stream_id=m.stream_id, info=ev.info, attach=cause.attach,
+                                 bumped=True)))
+        if cause.attach.role == Role.PRODUCER:
+            m.producer_lease_id = cause.attach.lease_id
+    else:
+        if isinstance(cause, Reprovision) or cause.lease_id == m.producer_lease_id:
+            m.producer_lease_id = None
+        m.emit(Reply(EpochProvisioned(stream_id=m.stream_id, info=ev.info)))
+    return Transition("ProducerAttached" if m.producer_lease_id is not None else "Ready")
+
+
+def _on_failed(m: StreamModel, ev: ProvisioningFailed) -> Outcome:
+    cause = ev.cause
+    if isinstance(cause, ProducerAttach | ConsumerAttach):
+        m.emit(Reply(ProvisionFailed(stream_id=m.stream_id, detail=ev.detail,
+                                     attach=cause.attach)))
+        return HANDLED
+    if isinstance(cause, Reprovision) or cause.lease_id == m.producer_lease_id:
+        m.producer_lease_id = None
+    m.emit(Reply(EpochProvisionFailed(stream_id=m.stream_id, detail=ev.detail)))
+    if m.info is None:
+        return Transition("Unclaimed")
+    return Transition("ProducerAttached" if m.producer_lease_id is not None else "Ready")
+
+
+def _restored(_m: StreamModel, _ev: Restored) -> Outcome:
+    return Transition("Ready")
+
+
+STREAM_MACHINE: Final = Machine[StreamModel](
+    "Stream",
+    states={
+        "Stream": State(initial="Unclaimed"),
+        "Unclaimed": State(parent="Stream"),
+        "Ready": State(parent="Stream"),
+        "ProducerAttached": State(parent="Stream"),
+    },
+    handlers={
+        ("Stream", ProducerAttach): _provision,
+        ("Unclaimed", ConsumerAttach): _provision,
+        ("Stream", ConsumerAttach): _serve_consumer,
+        ("Stream", ProducerLeaseLost): _provision,
+        ("Stream", Reprovision): _provision,
+        ("Stream", Provisioned): _on_provisioned,
+        ("Stream", ProvisioningFailed): _on_failed,
+        ("Unclaimed", Restored): _restored,
+    },
+)

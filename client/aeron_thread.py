@@ -1,0 +1,354 @@
+# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
+"""The one thread that owns a client's Aeron objects, and the handles other threads use.
+
+pyaeron objects must stay on one thread, and a fragment handler must neither re-poll nor close
+anything (notes/pyaeron-and-pykka.md). So every Aeron call runs here, between polls: user
+threads submit commands through a queue and wait on futures, offers go through per-publication
+outboxes that are retried on later loop turns, and received fragments are copied out of the
+handler at once. Every loop turn ends with ``idle.idle(work)`` so other Python threads get the
+GIL.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import pyaeron
+
+from client.errors import ClientClosed
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+FRAGMENT_LIMIT: Final = 32
+DEFAULT_QUEUE_CAPACITY: Final = 4096
+
+
+@dataclass(slots=True)
+class _Offer:
+    data: bytes
+    future: Future[bool]
+    deadline_ns: int
+    drop_if_not_connected: bool
+
+
+@dataclass(slots=True)
+class _Pub:
+    publication: Any
+    outbox: collections.deque[_Offer] = field(default_factory=collections.deque)
+    closed: bool = False
+
+
+class PublicationHandle:
+    """A publication living on the Aeron thread; ``offer`` is callable from any thread."""
+
+    def __init__(self, owner: AeronThread, pub: _Pub, channel: str, stream_id: int) -> None:
+        self._owner = owner
+        self._pub = pub
+        self.channel = channel
+        self.stream_id = stream_id
+
+    def offer(
+        self, data: bytes, *, timeout: float = 1.0, drop_if_not_connected: bool = False
+    ) -> bool:
+        """Offer and wait: True once appended, False if not delivered within ``timeout``."""
+        return self.offer_nowait(
+            data, timeout=timeout, drop_if_not_connected=drop_if_not_connected
+        ).result(timeout + 1.0)
+
+    def offer_nowait(
+        self, data: bytes, *, timeout: float = 1.0, drop_if_not_connected: bool = False
+    ) -> Future[bool]:
+        """Queue ``data``; the future says whether it was appended (safe on the Aeron thread)."""
+        fut: Future[bool] = Future()
+        if self._pub.closed or not self._owner.running:
+            fut.set_exception(ClientClosed("publication or client closed"))
+            return fut
+        deadline = time.monotonic_ns() + int(timeout * 1e9)
+        self._pub.outbox.append(_Offer(bytes(data), fut, deadline, drop_if_not_connected))
+        return fut
+
+    def is_connected(self, timeout: float = 5.0) -> bool:
+        """Whether at least one subscriber is connected (asked on the Aeron thread)."""
+        return bool(self._owner.call(lambda _a: self._pub.publication.is_connected, timeout))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the publication on the Aeron thread (idempotent)."""
+        if self._pub.closed or not self._owner.running:
+            self._pub.closed = True
+            return
+        self._owner.call(lambda _a: self._owner.close_publication(self._pub), timeout)
+
+
+class SubscriptionHandle:
+    """A subscription polled by the Aeron thread; fragments wait here as private bytes."""
+
+    def __init__(self, owner: AeronThread, channel: str, stream_id: int, capacity: int) -> None:
+        self._owner = owner
+        self.channel = channel
+        self.stream_id = stream_id
+        self.subscription: Any = None
+        self.dropped = 0
+        """Fragments discarded because the reader fell more than ``capacity`` behind."""
+        self._items: collections.deque[bytes] = collections.deque()
+        self._capacity = capacity
+        self._cond = threading.Condition()
+        self.closed = False
+
+    def deliver(self, data: bytes) -> None:
+        """Called on the Aeron thread for each fragment (oldest dropped when full)."""
+        with self._cond:
+            if len(self._items) >= self._capacity:
+                self._items.popleft()
+                self.dropped += 1
+            self._items.append(data)
+            self._cond.notify_all()
+
+    def poll(self, timeout: float = 0.0) -> bytes | None:
+        """The oldest fragment, waiting up to ``timeout`` seconds; None if none came."""
+        with self._cond:
+            if not self._items and timeout > 0:
+                self._cond.wait_for(lambda: bool(self._items) or self.closed, timeout)
+            return self._items.popleft() if self._items else None
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the subscription on the Aeron thread (idempotent)."""
+        if not self.closed and self._owner.running:
+            self._owner.call(lambda _a: self._owner.close_subscription(self), timeout)
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+
+class AeronThread:
+    """Owns ``pyaeron.Aeron(dir=...)`` and every publication/subscription made through it."""
+
+    def __init__(self, aeron_dir: str, *, name: str = "tensorpool-client") -> None:
+        self._aeron_dir = aeron_dir
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._commands: queue.SimpleQueue[tuple[Callable[[Any], object], Future[object]]] = (
+            queue.SimpleQueue()
+        )
+        self._pubs: list[_Pub] = []
+        self._subs: list[tuple[Any, Callable[[bytes], None]]] = []
+        self._duties: list[Callable[[int], int]] = []
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._start_error: BaseException | None = None
+        self._aeron_client: Any = None
+        self.handler_errors = 0
+        """Exceptions raised by fragment handlers or duties (caught, logged, counted)."""
+
+    @property
+    def running(self) -> bool:
+        """True between a successful start and close (or the thread's death)."""
+        return self._ready.is_set() and not self._stop.is_set() and self._thread.is_alive()
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Start the thread and wait until the Aeron client is connected to its media driver."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            self._stop.set()
+            self._thread.join()
+            raise ClientClosed(f"Aeron client did not start within {timeout} s")
+        if self._start_error is not None:
+            self._thread.join()
+            raise ClientClosed(f"Aeron client failed to start: {self._start_error}")
+
+    def close(self) -> None:
+        """Stop polling, close the Aeron client on its own thread, join (idempotent)."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def add_duty(self, duty: Callable[[int], int], timeout: float = 5.0) -> None:
+        """Run ``duty(now_ns) -> work`` on every loop turn (timers: keepalives, activity)."""
+        if self.running:
+            self.call(lambda _a: self._duties.append(duty), timeout)
+        else:
+            self._duties.append(duty)
+
+    def remove_duty(self, duty: Callable[[int], int], timeout: float = 5.0) -> None:
+        """Stop running ``duty``; once this returns it is not running and never runs again."""
+        if self.running:
+            self.call(lambda _a: self._duties.remove(duty) if duty in self._duties else None,
+                      timeout)
+        elif duty in self._duties:
+            self._duties.remove(duty)
+
+    def call[T](self, fn: Callable[[Any], T], timeout: float = 5.0) -> T:
+        """Run ``fn(aeron)`` on the Aeron thread between polls and return its result."""
+        if threading.current_thread() is self._thread:
+            return fn(self._aeron_client)
+        if not self.running:
+            raise ClientClosed("client is not running")
+        fut: Future[object] = Future()
+        self._commands.put((fn, fut))
+        try:
+            return fut.result(timeout)  # type: ignore[return-value]
+        except TimeoutError as exc:
+            if not self.running:
+                raise ClientClosed("client closed while a call was pending") from exc
+            raise
+
+    def publication(self, channel: str, stream_id: int, timeout: float = 5.0) -> PublicationHandle:
+        """An exclusive publication owned by this thread."""
+
+        def make(aeron: Any) -> _Pub:
+            pub = _Pub(aeron.add_exclusive_publication(channel, stream_id))
+            self._pubs.append(pub)
+            return pub
+
+        return PublicationHandle(self, self.call(make, timeout), channel, stream_id)
+
+    def subscription(
+        self, channel: str, stream_id: int, *, handler: Callable[[bytes], None] | None = None,
+        capacity: int = DEFAULT_QUEUE_CAPACITY, timeout: float = 5.0,
+    ) -> SubscriptionHandle:
+        """A subscription; fragments go to ``handler`` (on this thread) or queue in the handle."""
+        handle = SubscriptionHandle(self, channel, stream_id, capacity)
+        sink = handler if handler is not None else handle.deliver
+
+        def make(aeron: Any) -> None:
+            handle.subscription = aeron.add_subscription(channel, stream_id)
+            self._subs.append((handle.subscription, sink))
+
+        self.call(make, timeout)
+        return handle
+
+    def close_publication(self, pub: _Pub) -> None:
+        """On the Aeron thread: close one publication and fail its pending offers."""
+        pub.closed = True
+        if pub in self._pubs:
+            self._pubs.remove(pub)
+        self._fail_outbox(pub)
+        pub.publication.close()
+
+    def close_subscription(self, handle: SubscriptionHandle) -> None:
+        """On the Aeron thread: stop polling a subscription and close it."""
+        self._subs = [s for s in self._subs if s[0] is not handle.subscription]
+        if handle.subscription is not None:
+            handle.subscription.close()
+
+    # ---------------------------------------------------------------- the thread itself
+
+    def _run(self) -> None:
+        try:
+            self._aeron_client = pyaeron.Aeron(dir=self._aeron_dir)
+        except BaseException as exc:
+            self._start_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        idle = pyaeron.IdleStrategy.backoff(max_park_ns=200_000)
+        try:
+            while not self._stop.is_set():
+                work = self._run_commands()
+                work += self._poll_subscriptions()
+                work += self._flush_outboxes()
+                work += self._run_duties()
+                idle.idle(work)
+        finally:
+            self._shutdown()
+
+    def _run_commands(self) -> int:
+        work = 0
+        while True:
+            try:
+                fn, fut = self._commands.get_nowait()
+            except queue.Empty:
+                return work
+            work += 1
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(self._aeron_client))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+    def _poll_subscriptions(self) -> int:
+        work = 0
+        for sub, sink in list(self._subs):
+
+            def on_fragment(buf: Any, _header: Any, sink: Callable[[bytes], None] = sink) -> None:
+                try:
+                    sink(bytes(buf))
+                except Exception:
+                    self.handler_errors += 1
+                    log.exception("fragment handler failed")
+
+            try:
+                work += sub.poll(on_fragment, FRAGMENT_LIMIT)
+            except Exception:
+                self.handler_errors += 1
+                log.exception("subscription poll failed")
+        return work
+
+    def _flush_outboxes(self) -> int:
+        work = 0
+        now = time.monotonic_ns()
+        for pub in list(self._pubs):
+            while pub.outbox:
+                item = pub.outbox[0]
+                try:
+                    result = pub.publication.offer(item.data)
+                except Exception as exc:
+                    pub.outbox.popleft()
+                    item.future.set_exception(exc)
+                    continue
+                if result is True:
+                    pub.outbox.popleft()
+                    item.future.set_result(True)
+                    work += 1
+                    continue
+                give_up = now >= item.deadline_ns or (
+                    result is pyaeron.NOT_CONNECTED and item.drop_if_not_connected
+                )
+                if not give_up:
+                    break  # back pressure / admin action: retry on the next loop turn
+                pub.outbox.popleft()
+                item.future.set_result(False)
+        return work
+
+    def _run_duties(self) -> int:
+        work = 0
+        now = time.monotonic_ns()
+        for duty in self._duties:
+            try:
+                work += duty(now)
+            except Exception:
+                self.handler_errors += 1
+                log.exception("client duty failed")
+        return work
+
+    def _fail_outbox(self, pub: _Pub) -> None:
+        while pub.outbox:
+            item = pub.outbox.popleft()
+            if not item.future.done():
+                item.future.set_exception(ClientClosed("publication closed"))
+
+    def _shutdown(self) -> None:
+        for pub in self._pubs:
+            pub.closed = True
+            self._fail_outbox(pub)
+        while True:
+            try:
+                _fn, fut = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            fut.set_exception(ClientClosed("client closed"))
+        self._pubs.clear()
+        self._subs.clear()
+        try:
+            self._aeron_client.close()
+        except Exception:
+            log.exception("closing the Aeron client failed")

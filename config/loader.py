@@ -1,0 +1,79 @@
+"""TOML text + environment -> validated DriverConfig."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from config.checks import check_ranges, check_streams_exist
+from config.defaults import DEFAULT_CONFIG_TOML
+from config.errors import ConfigError
+from config.model import DriverConfig
+from config.profiles import read_profiles, read_streams
+from config.sections import read_admin, read_driver, read_policies, read_shm
+from config.table import Table
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+log = logging.getLogger("config")
+
+# [supervisor] belongs to the C driver's embedded supervisor: accepted and ignored.
+KNOWN_TABLES = frozenset(
+    {"driver", "shm", "policies", "profiles", "streams", "supervisor", "admin"}
+)
+
+
+def load_config(path: Path | str | None, env: Mapping[str, str] = os.environ) -> DriverConfig:
+    """Load ``path`` (or the built-in configuration when None), then apply ``env``."""
+    if path is None:
+        return default_config(env)
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), f"not UTF-8 text: {exc.reason}") from exc
+    return parse_config(text, source=str(path), env=env)
+
+
+def default_config(env: Mapping[str, str] = os.environ) -> DriverConfig:
+    """The built-in configuration (examples/driver.toml), with environment overrides."""
+    return parse_config(DEFAULT_CONFIG_TOML, source="<built-in configuration>", env=env)
+
+
+def parse_config(
+    text: str, *, source: str = "<string>", env: Mapping[str, str] = os.environ
+) -> DriverConfig:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, f"invalid TOML: {exc}") from exc
+    return build_config(raw, env)
+
+
+def build_config(raw: Mapping[str, object], env: Mapping[str, str]) -> DriverConfig:
+    for name in raw:
+        if name not in KNOWN_TABLES:
+            log.warning("config: unknown table [%s] ignored", name)
+    driver = read_driver(Table(raw.get("driver", {}), "driver", env))
+    shm = read_shm(Table(raw.get("shm", {}), "shm", env))
+    profiles = read_profiles(raw.get("profiles", {}))
+    policies = read_policies(Table(raw.get("policies", {}), "policies", env), list(profiles))
+    streams = read_streams(raw.get("streams", {}), profiles, policies.default_profile)
+    check_streams_exist(policies, streams)
+    check_ranges(driver, streams)
+    admin = read_admin(Table(raw.get("admin", {}), "admin", env), driver.instance_id, env)
+    return DriverConfig(
+        driver=driver,
+        shm=shm,
+        policies=policies,
+        profiles=MappingProxyType(profiles),
+        streams=MappingProxyType(streams),
+        admin=admin,
+    )

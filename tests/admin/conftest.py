@@ -1,0 +1,54 @@
+"""Fixtures for the admin plane: short run dirs, a fake DriverActor, a running plane."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pykka
+import pytest
+
+from actors.admin import AdminPlane, start_admin
+from config import DriverConfig
+from tests.admin.helpers import FakeDriver, make_config, sample_status
+
+
+@pytest.fixture
+def run_dir() -> Iterator[Path]:
+    """A run dir short enough for a unix socket path (tmp_path can exceed 107 bytes)."""
+    base = Path(tempfile.mkdtemp(prefix="tpa-", dir="/tmp"))  # noqa: S108
+    try:
+        yield base / "run"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def config(run_dir: Path) -> DriverConfig:
+    return make_config(run_dir)
+
+
+@pytest.fixture
+def fake_driver() -> Iterator[pykka.ActorRef[FakeDriver]]:
+    ref = FakeDriver.start(sample_status())
+    try:
+        yield ref
+    finally:
+        ref.stop()
+
+
+@pytest.fixture
+def plane(
+    config: DriverConfig, fake_driver: pykka.ActorRef[FakeDriver]
+) -> Iterator[AdminPlane]:
+    info = {"aeron_dir": "/dev/shm/aeron-test", "counters": {"gateway.decode_errors": 3}}
+    admin = start_admin(config, lambda: info, status_timeout_s=1.0)
+    admin.bind_driver(fake_driver)
+    try:
+        yield admin
+    finally:
+        admin.stop()
+
+

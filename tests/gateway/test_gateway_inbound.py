@@ -1,0 +1,192 @@
+# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
+"""Inbound path of the ControlGateway over a real media driver: what reaches the DriverActor."""
+
+from __future__ import annotations
+
+import struct
+
+import messages
+from messages import (
+    Bool,
+    ConsumerHello,
+    LeaseRevokeReason,
+    Mode,
+    PublishMode,
+    ResponseCode,
+    Role,
+    ShmAttachRequest,
+    ShmAttachResponse,
+    ShmDetachRequest,
+    ShmDriverShutdownRequest,
+    ShmLeaseKeepalive,
+    ShmLeaseRevoked,
+    ShutdownReason,
+)
+from messages.events import (
+    COUNTER_DECODE_ERRORS,
+    COUNTER_HANDLER_ERRORS,
+    COUNTER_IGNORED,
+    AttachVersionUnsupported,
+)
+
+ATTACH = ShmAttachRequest(
+    correlation_id=1001,
+    stream_id=10000,
+    client_id=7,
+    role=Role.PRODUCER,
+    expected_layout_version=1,
+    publish_mode=PublishMode.EXISTING_OR_CREATE,
+)
+
+
+def keepalive(lease_id: int) -> ShmLeaseKeepalive:
+    return ShmLeaseKeepalive(
+        lease_id=lease_id, stream_id=10000, client_id=7, role=Role.PRODUCER, client_timestamp_ns=1
+    )
+
+
+def with_header(data: bytes, **fields: int) -> bytes:
+    block, template, schema, version = struct.unpack_from("<HHHH", data)
+    values = {"block": block, "template": template, "schema": schema, "version": version}
+    values.update(fields)
+    header = struct.pack(
+        "<HHHH", values["block"], values["template"], values["schema"], values["version"]
+    )
+    return header + data[8:]
+
+
+def test_requests_are_decoded_and_told_in_order(make_gateway, make_peer, recording):
+    gw = make_gateway()
+    gw.bind(recording.ref)
+    peer = make_peer()
+    sent = [
+        ATTACH,
+        ShmDetachRequest(correlation_id=5, lease_id=9, stream_id=10000, client_id=7, role=Role.PRODUCER),
+        keepalive(9),
+        ShmDriverShutdownRequest(correlation_id=6, reason=ShutdownReason.ADMIN, token="t", error_message="bye"),
+        ConsumerHello(
+            stream_id=10000, consumer_id=8, supports_shm=Bool.TRUE, supports_progress=Bool.FALSE,
+            mode=Mode.STREAM, max_rate_hz=0, expected_layout_version=1,
+        ),
+    ]
+    for message in sent:
+        peer.send(messages.encode(message))
+    got = recording.wait_for(lambda seen: len(seen) >= len(sent))
+    assert got == sent
+    assert gw.counters()["gateway.received.ShmAttachRequest"] == 1
+
+
+def test_own_output_and_responses_of_other_templates_are_ignored(make_gateway, make_peer, recording):
+    gw = make_gateway(shared_announce=True)
+    gw.bind(recording.ref)
+    peer = make_peer(shared_announce=True)
+    # The gateway's own publication carries a *request* template: only the session filter
+    # can keep it from being told to the driver.
+    gw.send(keepalive(1))
+    peer.poll_until(lambda: len(peer.control) >= 1)
+    not_for_driver = [
+        ShmAttachResponse(correlation_id=1, code=ResponseCode.REJECTED, error_message="x"),
+        ShmLeaseRevoked(timestamp_ns=1, lease_id=2, stream_id=3, client_id=4, role=Role.CONSUMER,
+                        reason=LeaseRevokeReason.EXPIRED),
+    ]
+    for message in not_for_driver:
+        peer.send(messages.encode(message))
+    peer.send(with_header(messages.encode(keepalive(2)), schema=777))  # another schema
+    peer.send(with_header(messages.encode(keepalive(2)), template=99))  # unknown template
+    peer.send(messages.encode(keepalive(3)))  # barrier
+    got = recording.wait_for(lambda seen: len(seen) >= 1)
+    assert got == [keepalive(3)]
+    assert gw.counters()[COUNTER_IGNORED] == 5  # own keepalive + 2 responses + 2 unknown
+
+
+def test_every_truncation_of_an_attach_is_counted_and_nothing_is_told(make_gateway, make_peer, recording):
+    gw = make_gateway()
+    gw.bind(recording.ref)
+    peer = make_peer()
+    data = messages.encode(ATTACH)
+    for cut in range(1, len(data)):
+        peer.send(data[:cut])
+    peer.send(messages.encode(keepalive(4)))  # barrier
+    got = recording.wait_for(lambda seen: len(seen) >= 1)
+    assert got == [keepalive(4)]
+    counters = gw.counters()
+    errors = {k: v for k, v in counters.items() if k.startswith(COUNTER_DECODE_ERRORS)}
+    assert sum(errors.values()) == len(data) - 1
+    assert counters[f"{COUNTER_DECODE_ERRORS}.TruncatedMessage"] >= 8
+
+
+def test_lying_block_length_and_bad_enums_are_counted_by_class(make_gateway, make_peer, recording):
+    gw = make_gateway()
+    gw.bind(recording.ref)
+    peer = make_peer()
+    data = messages.encode(ATTACH)
+    peer.send(with_header(data, block=10))  # shorter than the schema's 27
+    peer.send(with_header(data, block=4000))  # longer than the buffer
+    revoke = messages.encode(ShmLeaseRevoked(
+        timestamp_ns=1, lease_id=2, stream_id=3, client_id=4, role=Role.CONSUMER,
+        reason=LeaseRevokeReason.EXPIRED))
+    hostile_request = bytearray(messages.encode(ShmDriverShutdownRequest(
+        correlation_id=1, reason=ShutdownReason.ADMIN, token="abc")))
+    hostile_request[8 + 8] = 77  # ShutdownReason 77 does not exist
+    peer.send(bytes(hostile_request))
+    peer.send(revoke)
+    peer.send(messages.encode(keepalive(5)))
+    got = recording.wait_for(lambda seen: len(seen) >= 1)
+    assert got == [keepalive(5)]
+    counters = gw.counters()
+    assert counters[f"{COUNTER_DECODE_ERRORS}.InvalidBlockLength"] == 1
+    assert counters[f"{COUNTER_DECODE_ERRORS}.TruncatedMessage"] == 1
+    assert counters[f"{COUNTER_DECODE_ERRORS}.InvalidValue"] == 1
+
+
+def test_newer_attach_version_is_answered_and_other_newer_versions_dropped(make_gateway, make_peer, recording):
+    gw = make_gateway()
+    gw.bind(recording.ref)
+    peer = make_peer()
+    peer.send(with_header(messages.encode(ATTACH), version=2))
+    peer.send(with_header(messages.encode(keepalive(6)), version=3))
+    peer.send(messages.encode(keepalive(7)))
+    got = recording.wait_for(lambda seen: len(seen) >= 2)
+    assert got == [AttachVersionUnsupported(correlation_id=1001), keepalive(7)]
+    assert gw.counters()[f"{COUNTER_DECODE_ERRORS}.UnsupportedVersion"] == 2
+
+
+def test_random_bytes_never_stop_the_loop(make_gateway, make_peer, recording):
+    import random
+
+    rng = random.Random(1234)
+    gw = make_gateway()
+    gw.bind(recording.ref)
+    peer = make_peer()
+    for _ in range(300):
+        peer.send(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 200))))
+    peer.send(messages.encode(keepalive(8)))
+    got = recording.wait_for(lambda seen: keepalive(8) in seen)
+    assert got[-1] == keepalive(8)
+    assert gw.running
+
+
+def test_a_failing_target_is_counted_and_polling_goes_on(make_gateway, make_peer, recording):
+    gw = make_gateway()
+    peer = make_peer()
+
+    class Broken:
+        def tell(self, message):
+            raise RuntimeError("actor is gone")
+
+    gw.bind(Broken())
+    peer.send(messages.encode(keepalive(9)))
+    peer.send(messages.encode(keepalive(10)))
+    deadline_counter = f"{COUNTER_HANDLER_ERRORS}"
+    peer.poll_until(lambda: gw.counters().get(deadline_counter, 0) >= 2)
+    gw.bind(recording.ref)
+    peer.send(messages.encode(keepalive(11)))
+    assert recording.wait_for(lambda seen: len(seen) >= 1) == [keepalive(11)]
+
+
+def test_requests_sent_before_bind_wait_for_the_driver(make_gateway, make_peer, recording):
+    gw = make_gateway()
+    peer = make_peer()
+    peer.send(messages.encode(keepalive(12)))
+    gw.bind(recording.ref)
+    assert recording.wait_for(lambda seen: len(seen) >= 1) == [keepalive(12)]

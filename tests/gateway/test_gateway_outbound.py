@@ -1,0 +1,182 @@
+# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
+"""Outbound path and lifetime of the ControlGateway over a real media driver."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pyaeron
+import pytest
+
+import messages
+from actors.gateway import ControlGateway, GatewayError
+from messages import (
+    ClockDomain,
+    LeaseRevokeReason,
+    PayloadPool,
+    ResponseCode,
+    Role,
+    ShmDetachResponse,
+    ShmDriverShutdown,
+    ShmLeaseRevoked,
+    ShmPoolAnnounce,
+    ShutdownReason,
+)
+from messages.events import COUNTER_PUBLISH_FAILED, COUNTER_PUBLISH_RETRIES
+
+from .conftest import channels
+
+
+def announce(epoch: int) -> ShmPoolAnnounce:
+    return ShmPoolAnnounce(
+        stream_id=10000, producer_id=7, epoch=epoch, announce_timestamp_ns=epoch,
+        announce_clock_domain=ClockDomain.MONOTONIC, layout_version=1, header_nslots=64,
+        header_slot_bytes=256,
+        payload_pools=(PayloadPool(pool_id=1, pool_nslots=64, stride_bytes=1024,
+                                   region_uri="shm:file?path=/dev/shm/x/1.pool"),),
+        header_region_uri="shm:file?path=/dev/shm/x/header.ring",
+    )
+
+
+def revoke(lease_id: int) -> ShmLeaseRevoked:
+    return ShmLeaseRevoked(timestamp_ns=lease_id, lease_id=lease_id, stream_id=10000,
+                           client_id=7, role=Role.PRODUCER, reason=LeaseRevokeReason.DETACHED,
+                           error_message="lease detached")
+
+
+def detach_ok(correlation_id: int) -> ShmDetachResponse:
+    return ShmDetachResponse(correlation_id=correlation_id, code=ResponseCode.OK)
+
+
+def decoded(frames: list[bytes]) -> list[object]:
+    return [messages.decode(f) for f in frames]
+
+
+def test_messages_go_out_in_call_order_per_publication(make_gateway, make_peer):
+    gw = make_gateway()
+    peer = make_peer()
+    for i in range(1, 101):  # the spec's detach sequence, a hundred times
+        gw.send(revoke(i))
+        gw.send(announce(i))
+        gw.send(detach_ok(i))
+    peer.poll_until(lambda: len(peer.control) >= 200 and len(peer.announces) >= 100)
+    control = decoded(peer.control)
+    assert control == [m for i in range(1, 101) for m in (revoke(i), detach_ok(i))]
+    assert decoded(peer.announces) == [announce(i) for i in range(1, 101)]
+
+
+def test_shared_announce_stream_keeps_the_spec_order(make_gateway, make_peer):
+    gw = make_gateway(shared_announce=True)
+    peer = make_peer(shared_announce=True)
+    gw.send(revoke(1))
+    gw.send(announce(2))
+    gw.send(detach_ok(3))
+    peer.poll_until(lambda: len(peer.control) >= 3)
+    assert decoded(peer.control) == [revoke(1), announce(2), detach_ok(3)]
+
+
+def test_announce_without_subscriber_is_dropped_at_once_and_control_still_flows(
+    make_gateway, make_peer
+):
+    gw = make_gateway(publish_deadline_ns=60_000_000_000)  # a wait would hang the test
+    peer = make_peer(announce_sub=False)
+    gw.send(announce(1))
+    gw.send(detach_ok(2))
+    peer.poll_until(lambda: len(peer.control) >= 1)
+    assert decoded(peer.control) == [detach_ok(2)]
+    peer.poll_until(
+        lambda: gw.counters().get(f"{COUNTER_PUBLISH_FAILED}.ShmPoolAnnounce.NOT_CONNECTED") == 1
+    )
+
+
+def test_back_pressure_is_retried_in_order_until_the_subscriber_drains(make_gateway, make_peer, recording):
+    gw = make_gateway(publish_deadline_ns=30_000_000_000)
+    peer = make_peer()
+    # Unbound, the gateway does not poll its own control subscription, and the peer does not
+    # poll yet either: a 64 KiB term admits ~32 KiB, so 100 responses of ~1 KiB back up.
+    text = "x" * 1000
+    sent = [ShmDetachResponse(correlation_id=i, code=ResponseCode.REJECTED, error_message=text)
+            for i in range(1, 101)]
+    for m in sent:
+        gw.send(m)
+    done = threading.Event()
+
+    def retried() -> bool:
+        return gw.counters().get(COUNTER_PUBLISH_RETRIES, 0) > 0
+
+    peer.poll_until(lambda: len(peer.control) >= 1)  # some went out before back-pressure
+    assert not done.is_set()
+    gw.bind(recording.ref)  # now the gateway drains its own subscription too
+    peer.poll_until(lambda: len(peer.control) >= 100, timeout=20)
+    assert decoded(peer.control) == sent
+    assert retried()
+    assert gw.counters().get(COUNTER_PUBLISH_FAILED, 0) == 0
+
+
+def test_back_pressure_past_the_deadline_drops_and_counts(make_gateway, make_peer):
+    gw = make_gateway(publish_deadline_ns=200_000_000)
+    peer = make_peer()  # never polls until the end: the window stays full
+    text = "y" * 1000
+    for i in range(1, 101):
+        gw.send(ShmDetachResponse(correlation_id=i, code=ResponseCode.REJECTED, error_message=text))
+    failed = f"{COUNTER_PUBLISH_FAILED}.ShmDetachResponse.BACK_PRESSURED"
+    done = threading.Event()
+    while not done.wait(0.05):  # waiting on the gateway's own deadline, not timing it
+        if gw.counters().get(failed, 0) > 0:
+            done.set()
+    assert gw.counters()[COUNTER_PUBLISH_FAILED] >= 1
+    assert gw.running
+
+
+def test_close_flushes_the_final_shutdown(make_gateway, make_peer):
+    gw = make_gateway()
+    peer = make_peer()
+    for i in range(1, 51):
+        gw.send(detach_ok(i))
+    final = ShmDriverShutdown(timestamp_ns=5, reason=ShutdownReason.NORMAL)
+    gw.send(final)
+    gw.close(flush_timeout=5.0)
+    assert gw.wait_stopped(0)
+    peer.poll_until(lambda: len(peer.control) >= 51)
+    assert decoded(peer.control)[-1] == final
+    gw.send(detach_ok(99))  # after close: refused, counted, not raised
+    assert gw.counters()[f"{COUNTER_PUBLISH_FAILED}.ShmDetachResponse.closed"] == 1
+
+
+def test_unencodable_message_is_dropped_and_the_next_goes_out(make_gateway, make_peer):
+    gw = make_gateway()
+    peer = make_peer()
+    gw.send(ShmDetachResponse(correlation_id=1, code=ResponseCode.OK, error_message="é"))
+    gw.send(detach_ok(2))
+    peer.poll_until(lambda: len(peer.control) >= 1)
+    assert decoded(peer.control) == [detach_ok(2)]
+    assert gw.counters()[f"{COUNTER_PUBLISH_FAILED}.ShmDetachResponse.encode"] == 1
+
+
+def test_start_without_a_media_driver_fails_with_a_clear_error(tmp_path: Path):
+    gw = ControlGateway(str(tmp_path / "nothing"), channels(), driver_timeout_ms=300)
+    with pytest.raises(GatewayError, match="cannot open Aeron"):
+        gw.start(timeout=10)
+
+
+def test_loss_of_the_media_driver_is_reported_as_fatal(tmp_path: Path):
+    aeron_dir = str(tmp_path / "aeron")
+    driver = pyaeron.MediaDriver(dir=aeron_dir, dir_delete_on_start=False)
+    lost = threading.Event()
+    reasons: list[str] = []
+
+    def on_fatal(reason: str) -> None:
+        reasons.append(reason)
+        lost.set()
+
+    gw = ControlGateway(aeron_dir, channels(), on_fatal=on_fatal, driver_timeout_ms=500)
+    try:
+        gw.start()
+        driver.close()
+        assert lost.wait(30)
+        assert "media driver" in reasons[0]
+        assert gw.wait_stopped(10)
+    finally:
+        gw.close(flush_timeout=0.1)
+        driver.close()
