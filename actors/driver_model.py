@@ -227,7 +227,12 @@ class DriverModel(HsmModel):
     # ---------------------------------------------------------------- ending leases
 
     def end_lease(
-        self, record: LeaseRecord, reason: LeaseRevokeReason, detach_correlation_id: int | None
+        self,
+        record: LeaseRecord,
+        reason: LeaseRevokeReason,
+        detach_correlation_id: int | None,
+        *,
+        tell_actor: bool = True,
     ) -> None:
         """The driver decides the lease ends: free its client id, node id, assignments now.
 
@@ -245,7 +250,8 @@ class DriverModel(HsmModel):
         self.ending[record.lease_id] = EndingLease(
             record=record, reason=reason, detach_correlation_id=detach_correlation_id
         )
-        self.emit(TellLease(record.lease_id, EndLease(reason=reason, now_ns=self.now_ns)))
+        if tell_actor:
+            self.emit(TellLease(record.lease_id, EndLease(reason=reason, now_ns=self.now_ns)))
 
     def finish_lease(self, lease_id: int) -> None:
         """The revoke of ``lease_id`` is on the outbox: continue the chain of §6/§7."""

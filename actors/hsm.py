@@ -27,7 +27,9 @@ Semantics (each one is exercised by ``tests/unit/test_hsm.py``):
 * Run-to-completion: an event posted with ``model.post`` or dispatched while an event is being
   handled is queued and processed, in order, after the current event completes, inside the
   same outer ``dispatch`` call (the nested call returns an empty list). The outer call returns
-  every effect emitted meanwhile, in order.
+  every effect emitted meanwhile, in order. Events posted (or effects emitted) outside any
+  dispatch wait for the next one: those events are handled before its event, and those
+  effects are returned with its own.
 * If a handler or action raises, the exception propagates out of the outer ``dispatch``; the
   events still queued and the effects of that call are discarded and the machine stays in the
   state it had reached (each exit and entry updates the current state as it completes).
@@ -151,7 +153,8 @@ class Machine[M: HsmModel]:
         self.handlers: Mapping[tuple[str, type[object]], Handler[M]] = dict(handlers)
         self.root = self._validate()
         self._paths: dict[str, tuple[str, ...]] = {s: self._path_of(s) for s in self.states}
-        self._chains: dict[tuple[str, type[object]], tuple[tuple[str, Handler[M]], ...]] = {}
+        # Cache of chain(): read directly by Hsm._process on the hot path.
+        self.chains: dict[tuple[str, type[object]], tuple[tuple[str, Handler[M]], ...]] = {}
         self._transitions: dict[tuple[str, str, str], tuple[tuple[_Step[M], ...], str]] = {}
         self.start_steps: tuple[_Step[M], ...] = self._entries(None, self.root)
 
@@ -230,7 +233,7 @@ class Machine[M: HsmModel]:
     def chain(self, leaf: str, event_type: type[object]) -> tuple[tuple[str, Handler[M]], ...]:
         """Handlers to try, in order, for an event of ``event_type`` in ``leaf``."""
         key = (leaf, event_type)
-        found = self._chains.get(key)
+        found = self.chains.get(key)
         if found is None:
             handlers = self.handlers
             found = tuple(
@@ -239,7 +242,7 @@ class Machine[M: HsmModel]:
                 for cls in event_type.__mro__
                 if (handler := handlers.get((state, cls))) is not None
             )
-            self._chains[key] = found
+            self.chains[key] = found
         return found
 
     def transition(
@@ -365,19 +368,29 @@ class Hsm[M: HsmModel]:
         """Handle ``event`` and every event queued meanwhile; return the effects emitted."""
         if self._leaf is None:
             raise HsmRuntimeError(f"machine {self._machine.name} dispatched before start")
-        queue = self._model._hsm_queue  # noqa: SLF001
-        queue.append(event)
+        model = self._model
+        queue = model._hsm_queue  # noqa: SLF001
         if self._busy:
+            queue.append(event)
             return []
+        if queue:  # events posted outside a dispatch go first (FIFO)
+            queue.append(event)
+            event = queue.popleft()
         self._busy = True
         try:
-            self._drain()
+            self._process(event)
+            while queue:
+                self._process(queue.popleft())
         except BaseException:
             self._discard()
             raise
         finally:
             self._busy = False
-        return self._take_effects()
+        effects = model._hsm_effects  # noqa: SLF001
+        if not effects:
+            return []
+        model._hsm_effects = []  # noqa: SLF001
+        return effects
 
     def _require_started(self) -> str:
         if self._leaf is None:
@@ -403,7 +416,10 @@ class Hsm[M: HsmModel]:
         machine, model = self._machine, self._model
         leaf = self._leaf
         assert leaf is not None  # dispatch checked it
-        for source, handler in machine.chain(leaf, type(event)):
+        chain = machine.chains.get((leaf, type(event)))
+        if chain is None:
+            chain = machine.chain(leaf, type(event))
+        for source, handler in chain:
             outcome = handler(model, event)
             if outcome is HANDLED:
                 return

@@ -18,7 +18,7 @@ from tests.admin.helpers import FakeDriver, make_config, sample_status
 @pytest.fixture
 def run_dir() -> Iterator[Path]:
     """A run dir short enough for a unix socket path (tmp_path can exceed 107 bytes)."""
-    base = Path(tempfile.mkdtemp(prefix="tpa-", dir="/tmp"))  # noqa: S108
+    base = Path(tempfile.mkdtemp(prefix="tpa-", dir="/tmp"))
     try:
         yield base / "run"
     finally:
@@ -40,9 +40,7 @@ def fake_driver() -> Iterator[pykka.ActorRef[FakeDriver]]:
 
 
 @pytest.fixture
-def plane(
-    config: DriverConfig, fake_driver: pykka.ActorRef[FakeDriver]
-) -> Iterator[AdminPlane]:
+def plane(config: DriverConfig, fake_driver: pykka.ActorRef[FakeDriver]) -> Iterator[AdminPlane]:
     info = {"aeron_dir": "/dev/shm/aeron-test", "counters": {"gateway.decode_errors": 3}}
     admin = start_admin(config, lambda: info, status_timeout_s=1.0)
     admin.bind_driver(fake_driver)
@@ -50,5 +48,3 @@ def plane(
         yield admin
     finally:
         admin.stop()
-
-

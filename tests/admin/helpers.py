@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
 import pykka
-import pytest
 import zmq
 
-from actors.admin import AdminPlane, start_admin
 from config import AdminSection, DriverConfig, default_config
 from messages.control import Role
 from messages.events import DriverStatus, LeaseStatus, StatusQuery, StreamStatus

@@ -10,7 +10,6 @@ import pytest
 import zmq
 
 from actors.admin import AdminPlane, start_admin
-from config import DriverConfig
 from messages.events import DriverEvent
 from tests.admin.helpers import request
 
@@ -189,7 +188,9 @@ class TestEvents:
         finally:
             sub.close()
         counters = _status(plane)["counters"]
-        assert counters["admin.events_published"] + counters["admin.events_dropped"] >= 30_000 - 10_000
+        assert (
+            counters["admin.events_published"] + counters["admin.events_dropped"] >= 30_000 - 10_000
+        )
 
     def test_emit_never_blocks_when_the_queue_is_full(self, config):
         admin = AdminPlane(config, dict, event_capacity=3)  # never started: nobody drains
@@ -212,7 +213,7 @@ class TestEvents:
 
 
 class TestLifecycle:
-    def test_stop_is_idempotent_and_removes_the_socket_files(self, config: DriverConfig):
+    def test_stop_is_idempotent_and_removes_the_socket_files(self, config):
         admin = start_admin(config, dict)
         assert config.admin.run_dir is not None
         assert (config.admin.run_dir / "admin.sock").exists()
@@ -240,4 +241,3 @@ class TestLifecycle:
         _status(plane)
         _status(plane)
         assert fake_driver.proxy().queries.get() == 2
-

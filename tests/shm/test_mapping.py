@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import os
 import struct
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from shm import (
+    ProvisionRequest,
     ANY_UID,
     ExpectedRegion,
     Frame,
@@ -22,9 +25,11 @@ from shm import (
     provision_epoch,
 )
 
+RequestFor = Callable[..., ProvisionRequest]
+
 
 @pytest.fixture
-def epoch(request_for) -> ProvisionedEpoch:
+def epoch(request_for: RequestFor) -> ProvisionedEpoch:
     return provision_epoch(request_for(prefault=False))
 
 
@@ -72,11 +77,14 @@ def test_valid_regions_map_and_carry_frames(epoch: ProvisionedEpoch, base: Path)
 
 def test_read_only_mapping_reads_what_a_writer_wrote(epoch: ProvisionedEpoch,
                                                      base: Path) -> None:
-    kwargs = {"allowed_base_dirs": (base,)}
-    with (open_region(epoch.header_uri, _ring_expected(epoch), writable=True, **kwargs) as w_ring,
-          open_region(epoch.pools[1].uri, _pool_expected(epoch), writable=True, **kwargs) as w_pool,
-          open_region(epoch.header_uri, _ring_expected(epoch), **kwargs) as r_ring,
-          open_region(epoch.pools[1].uri, _pool_expected(epoch), **kwargs) as r_pool):
+    bases = (base,)
+    with (open_region(epoch.header_uri, _ring_expected(epoch), writable=True,
+                      allowed_base_dirs=bases) as w_ring,
+          open_region(epoch.pools[1].uri, _pool_expected(epoch), writable=True,
+                      allowed_base_dirs=bases) as w_pool,
+          open_region(epoch.header_uri, _ring_expected(epoch), allowed_base_dirs=bases) as r_ring,
+          open_region(epoch.pools[1].uri, _pool_expected(epoch),
+                      allowed_base_dirs=bases) as r_pool):
         tensor = TensorDescriptor(dtype=9, major_order=1, dims=(2, 2))
         w_ring.header_ring().write_frame(3, w_pool.payload_pool(), bytes(range(16)),
                                          tensor=tensor, timestamp_ns=1, meta_version=1)
@@ -202,8 +210,8 @@ def _patch(path: Path, offset: int, fmt: str, value: int) -> None:
         (56, "<Q", 0, "activity"),
     ],
 )
-def test_corrupted_ring_superblock(epoch: ProvisionedEpoch, base: Path, offset: int, fmt: str,
-                                   value: int, check: str) -> None:
+def test_corrupted_ring_superblock(epoch: ProvisionedEpoch, base: Path,
+                                   offset: int, fmt: str, value: int, check: str) -> None:
     _patch(_ring_path(epoch), offset, fmt, value)
     assert _rejected(epoch.header_uri, _ring_expected(epoch), base) == check
 

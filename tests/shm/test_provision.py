@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import errno
 import os
 import stat
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from shm import (
+    ProvisionRequest,
     HugepagesUnavailable,
     PathError,
     ProvisionError,
@@ -20,16 +23,18 @@ from shm import (
     stream_dir,
 )
 from shm import provision as provision_module
-from shm.superblock import MAGIC, decode_superblock
+from shm.superblock import MAGIC, Superblock, decode_superblock
+
+RequestFor = Callable[..., ProvisionRequest]
 
 
-def _superblock(uri: str):
+def _superblock(uri: str) -> Superblock:
     with Path(parse_region_uri(uri).path).open("rb") as f:
         return decode_superblock(f.read(64))
 
 
 def test_creates_header_ring_and_pools_with_exact_sizes_modes_and_superblocks(
-    request_for, base: Path
+    request_for: RequestFor, base: Path
 ) -> None:
     req = request_for(permissions_mode=0o640)
     epoch = provision_epoch(req)
@@ -60,7 +65,7 @@ def test_creates_header_ring_and_pools_with_exact_sizes_modes_and_superblocks(
     assert ring.read_bytes()[64:] == bytes(8 * 256)  # every seqCommit starts at 0
 
 
-def test_explicit_chmod_ignores_the_umask(request_for) -> None:
+def test_explicit_chmod_ignores_the_umask(request_for: RequestFor) -> None:
     old = os.umask(0o077)
     try:
         epoch = provision_epoch(request_for(permissions_mode=0o660))
@@ -70,43 +75,43 @@ def test_explicit_chmod_ignores_the_umask(request_for) -> None:
     assert stat.S_IMODE(epoch.directory.stat().st_mode) == 0o770
 
 
-def test_no_build_directory_is_left_behind(request_for, base: Path) -> None:
+def test_no_build_directory_is_left_behind(request_for: RequestFor, base: Path) -> None:
     provision_epoch(request_for(prefault=False))
-    names = os.listdir(stream_dir(base, "default", 10000))
+    names = [p.name for p in stream_dir(base, "default", 10000).iterdir()]
     assert names == ["1700000000123"]
 
 
-def test_failure_leaves_nothing_visible(request_for, base: Path, monkeypatch) -> None:
+def test_failure_leaves_nothing_visible(request_for: RequestFor, base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def fail_mlock(_address: int, _length: int) -> int:
         return -1
 
     monkeypatch.setattr(provision_module, "mlock_region", fail_mlock)
     with pytest.raises(ProvisionError, match="mlock of"):
         provision_epoch(request_for(mlock=True))
-    assert os.listdir(stream_dir(base, "default", 10000)) == []
+    assert [p.name for p in stream_dir(base, "default", 10000).iterdir()] == []
 
 
-def test_mlock_keeps_the_mappings_until_released(request_for) -> None:
+def test_mlock_keeps_the_mappings_until_released(request_for: RequestFor) -> None:
     epoch = provision_epoch(request_for(mlock=True))
     assert len(epoch.locked_maps) == 3
     epoch.release()
     assert all(m.closed for m in epoch.locked_maps)
 
 
-def test_existing_epoch_is_never_reused(request_for) -> None:
+def test_existing_epoch_is_never_reused(request_for: RequestFor) -> None:
     provision_epoch(request_for())
     with pytest.raises(ProvisionError, match="already exists"):
         provision_epoch(request_for())
 
 
-def test_outside_allowed_base_is_a_path_error(request_for, tmp_path: Path) -> None:
+def test_outside_allowed_base_is_a_path_error(request_for: RequestFor, tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
     with pytest.raises(PathError, match="outside"):
         provision_epoch(request_for(allowed_base_dirs=(other,)))
 
 
-def test_symlinked_component_below_the_base_is_refused(request_for, base: Path,
+def test_symlinked_component_below_the_base_is_refused(request_for: RequestFor, base: Path,
                                                        tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -114,10 +119,10 @@ def test_symlinked_component_below_the_base_is_refused(request_for, base: Path,
     user_dir.symlink_to(elsewhere)
     with pytest.raises(PathError, match="symlink"):
         provision_epoch(request_for())
-    assert os.listdir(elsewhere) == []
+    assert not any(elsewhere.iterdir())
 
 
-def test_bad_namespace_is_a_path_error(request_for) -> None:
+def test_bad_namespace_is_a_path_error(request_for: RequestFor) -> None:
     with pytest.raises(PathError, match="namespace"):
         provision_epoch(request_for(namespace="../x"))
 
@@ -134,18 +139,18 @@ def test_bad_namespace_is_a_path_error(request_for) -> None:
         ({"now_ns": 0}, "now_ns"),
     ],
 )
-def test_invalid_requests_are_refused(request_for, overrides, message: str) -> None:
+def test_invalid_requests_are_refused(request_for: RequestFor, overrides: dict[str, object], message: str) -> None:
     with pytest.raises(ProvisionError, match=message):
         provision_epoch(request_for(**overrides))
 
 
-def test_required_hugepages_without_hugetlbfs_fail_clearly(request_for, base: Path) -> None:
+def test_required_hugepages_without_hugetlbfs_fail_clearly(request_for: RequestFor, base: Path) -> None:
     with pytest.raises(HugepagesUnavailable, match="hugepages not available"):
         provision_epoch(request_for(hugepages=True))
     assert not stream_dir(base, "default", 10000).exists()
 
 
-def test_hugetlbfs_base_rounds_sizes_and_marks_uris(request_for, monkeypatch) -> None:
+def test_hugetlbfs_base_rounds_sizes_and_marks_uris(request_for: RequestFor, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(provision_module, "is_hugetlbfs", lambda _path: True)
     monkeypatch.setattr(provision_module, "huge_page_size", lambda: 1 << 16)
     epoch = provision_epoch(request_for(hugepages=True, pools=((1, 1024), (3, 8192))))
@@ -156,7 +161,7 @@ def test_hugetlbfs_base_rounds_sizes_and_marks_uris(request_for, monkeypatch) ->
     assert (epoch.directory / "3.pool").stat().st_size == 2 << 16  # 64 + 8 * 8192 rounded up
 
 
-def test_lack_of_space_runs_reclaim_once_then_retries(request_for, monkeypatch) -> None:
+def test_lack_of_space_runs_reclaim_once_then_retries(request_for: RequestFor, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     real = provision_module._check_space
 
@@ -174,17 +179,17 @@ def test_lack_of_space_runs_reclaim_once_then_retries(request_for, monkeypatch) 
     assert epoch.directory.is_dir()
 
 
-def test_enospc_twice_is_a_provision_error_and_leaves_nothing(request_for, base: Path,
-                                                              monkeypatch) -> None:
+def test_enospc_twice_is_a_provision_error_and_leaves_nothing(request_for: RequestFor, base: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     def no_space(_fd: int, _offset: int, _length: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(provision_module.os, "posix_fallocate", no_space)
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
     reclaimed: list[bool] = []
     with pytest.raises(ProvisionError, match="No space left"):
         provision_epoch(request_for(), reclaim_space=lambda: reclaimed.append(True))
     assert reclaimed == [True]
-    assert os.listdir(stream_dir(base, "default", 10000)) == []
+    assert [p.name for p in stream_dir(base, "default", 10000).iterdir()] == []
 
 
 def test_next_epoch_is_above_previous_now_and_disk(base: Path) -> None:

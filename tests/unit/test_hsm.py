@@ -534,3 +534,22 @@ class TestValidation:
     def test_handler_key_must_be_a_type(self) -> None:
         with pytest.raises(MachineDefinitionError, match="needs a type"):
             Machine("M", {"R": State()}, {("R", A()): lambda _m, _ev: HANDLED})  # type: ignore[dict-item]
+
+
+class TestPostOutsideDispatch:
+    def test_event_posted_outside_a_dispatch_is_handled_first_by_the_next_dispatch(self) -> None:
+        order: list[str] = []
+
+        def on_a(_m: Log, _ev: A) -> Outcome:
+            order.append("A")
+            return HANDLED
+
+        def on_b(_m: Log, _ev: B) -> Outcome:
+            order.append("B")
+            return HANDLED
+
+        hsm = make({("S11", A): on_a, ("S11", B): on_b})
+        hsm.model.post(A())
+        assert order == []
+        hsm.dispatch(B())
+        assert order == ["A", "B"]

@@ -1,0 +1,106 @@
+"""Driver HSM handler of ``ChildFailed``: the supervision policy of ``actors/supervision.py``."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from actors.commands import Reprovision
+from actors.driver_attach import fail_pending
+from actors.driver_effects import SpawnStream, TellStream
+from actors.hsm import HANDLED, Outcome
+from actors.lease_machine import revoke_message
+from actors.supervision import CHILD_LEASE, CHILD_STREAM
+from messages.control import LeaseRevokeReason, Role, ShutdownReason
+from messages.events import COUNTER_CHILD_FAILED, EVENT_CHILD_FAILED, ShutdownRequested
+
+if TYPE_CHECKING:
+    from actors.commands import ChildFailed
+    from actors.driver_model import DriverModel, StreamEntry
+
+logger = logging.getLogger(__name__)
+
+
+def on_child_failed(m: DriverModel, ev: ChildFailed) -> Outcome:
+    logger.error("%s actor %d (%s) failed: %s", ev.kind, ev.key, ev.urn, ev.detail)
+    m.count(COUNTER_CHILD_FAILED)
+    m.count(f"{COUNTER_CHILD_FAILED}.{ev.kind}")
+    m.event(EVENT_CHILD_FAILED, kind=ev.kind, key=ev.key, detail=ev.detail)
+    if ev.kind == CHILD_LEASE:
+        _lease_failed(m, ev.key)
+    elif ev.kind == CHILD_STREAM:
+        _stream_failed(m, ev.key, ev.detail)
+    if m.intensity.record(m.now_ns) and not m.draining and not m.stopped:
+        window_s = m.intensity.window_ns / 1e9
+        m.post(
+            ShutdownRequested(
+                ShutdownReason.ERROR,
+                f"{len(m.intensity)} child failures in {window_s:g} s; last: {ev.kind} "
+                f"{ev.key}: {ev.detail}",
+                skip_drain=True,
+            )
+        )
+    return HANDLED
+
+
+def _lease_failed(m: DriverModel, lease_id: int) -> None:
+    """Revoke the lease (REVOKED) on the dead actor's behalf, then continue the chain."""
+    ending = m.ending.get(lease_id)
+    if ending is None:
+        record = m.leases.get(lease_id)
+        if record is None:
+            return  # already gone: nothing to revoke
+        m.end_lease(record, LeaseRevokeReason.REVOKED, None, tell_actor=False)
+        ending = m.ending[lease_id]
+    record = ending.record
+    m.send(
+        revoke_message(
+            now_ns=m.now_ns,
+            lease_id=record.lease_id,
+            stream_id=record.stream_id,
+            client_id=record.client_id,
+            role=record.role,
+            reason=ending.reason,
+        )
+    )
+    m.finish_lease(lease_id)
+
+
+def _producer_ending(m: DriverModel, stream_id: int) -> bool:
+    return any(
+        e.record.stream_id == stream_id and e.record.role == Role.PRODUCER
+        for e in m.ending.values()
+    )
+
+
+def _stream_failed(m: DriverModel, stream_id: int, detail: str) -> None:
+    entry = m.streams.get(stream_id)
+    if entry is None:
+        return
+    for lease_id in sorted(entry.pending):
+        attach = m.pending.get(lease_id)
+        if attach is not None:
+            fail_pending(m, attach, f"stream actor failed: {detail}")
+    if stream_id not in m.streams:
+        return  # a dynamic stream that never got an epoch: forgotten by fail_pending
+    m.emit(SpawnStream(stream_id=stream_id, profile=entry.profile, info=entry.info, restart=True))
+    _restart_chain(m, entry)
+
+
+def _restart_chain(m: DriverModel, entry: StreamEntry) -> None:
+    """Make the restarted stream bump its epoch exactly once."""
+    if _producer_ending(m, entry.stream_id):
+        return  # LeaseEnded will tell the new actor ProducerLeaseLost
+    if entry.producer_lease_id is not None:
+        record = m.leases.get(entry.producer_lease_id)
+        if record is not None:
+            m.end_lease(record, LeaseRevokeReason.REVOKED, None)
+            return
+    if entry.info is not None or entry.settling:
+        entry.settling = True
+        m.emit(
+            TellStream(
+                entry.stream_id,
+                Reprovision(m.now_ns, m.leases.epochs_of_stream(entry.stream_id)),
+            )
+        )

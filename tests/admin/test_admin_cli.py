@@ -1,0 +1,142 @@
+"""``tensorpool status`` / ``tensorpool events`` against a plane with a fake driver."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+
+import pytest
+
+from actors.admin import start_admin
+from client.admin_cli import events_main, status_main
+from client.admin_format import format_event
+from config import DEFAULT_CONFIG_TOML
+from messages.events import DriverEvent
+
+
+@pytest.fixture
+def config_file(run_dir, tmp_path):
+    """The built-in configuration with the admin run dir moved into the test's directory."""
+    text = DEFAULT_CONFIG_TOML.replace(
+        "[admin]\nenabled = true", f'[admin]\nenabled = true\nrun_dir = "{run_dir}"'
+    )
+    assert str(run_dir) in text
+    path = tmp_path / "driver.toml"
+    path.write_text(text)
+    return path
+
+
+class TestStatusCommand:
+    def test_no_driver_is_one_line_on_stderr_and_exit_1(self, config_file, run_dir, capsys):
+        assert status_main(["--config", str(config_file), "--timeout", "0.5"]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err == (
+            f"tensorpool status: no driver answering at ipc://{run_dir}/admin.sock"
+            " (is the driver running?)\n"
+        )
+
+    def test_a_socket_nobody_answers_on_is_exit_1_within_the_timeout(self, run_dir, capsys):
+        run_dir.mkdir(mode=0o700)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(run_dir / "admin.sock"))
+        listener.listen()  # accepts connections, never speaks zmq
+        try:
+            code = status_main(["--endpoint", f"ipc://{run_dir}/admin.sock", "--timeout", "0.3"])
+        finally:
+            listener.close()
+        assert code == 1
+        assert capsys.readouterr().err.count("\n") == 1
+
+    def test_json_output_parses(self, plane, config_file):
+        out = io.StringIO()
+        assert status_main(["--config", str(config_file), "--json"], out=out) == 0
+        status = json.loads(out.getvalue())
+        assert status["streams"][0]["epoch"] == 77
+        assert {lease["lease_id"] for lease in status["leases"]} == {11, 12}
+
+    def test_human_output_has_driver_line_tables_and_counters(self, plane, config_file):
+        out = io.StringIO()
+        assert status_main(["--config", str(config_file)], out=out) == 0
+        lines = out.getvalue().splitlines()
+        assert lines[0].startswith("driver  instance_id=driver-01  state=Driver.Running  pid=4242")
+        assert "aeron_dir=/dev/shm/aeron-test" in lines[0]
+        text = out.getvalue()
+        assert "streams (1)" in text
+        assert "leases (2)" in text
+        stream_header = next(line for line in lines if line.strip().startswith("STREAM  NAME"))
+        stream_row = lines[lines.index(stream_header) + 1].split()
+        assert stream_row[:6] == ["10000", "default", "Stream.ProducerAttached", "77", "11", "1"]
+        lease_rows = [line.split() for line in lines if line.startswith("  1") and "Lease." in line]
+        assert ["11", "501", "PRODUCER", "10000", "1", "77", "Lease.Active", "3000"] in lease_rows
+        assert any(line.split() == ["gateway.decode_errors", "3"] for line in lines)
+
+    def test_a_driver_error_reply_is_exit_1(self, config, config_file, capsys):
+        admin = start_admin(config, dict)  # no driver bound
+        try:
+            assert status_main(["--config", str(config_file)]) == 1
+        finally:
+            admin.stop()
+        assert "driver not started yet" in capsys.readouterr().err
+
+    def test_a_bad_config_file_is_exit_2(self, tmp_path, capsys):
+        bad = tmp_path / "bad.toml"
+        bad.write_text("[driver\n")
+        assert status_main(["--config", str(bad)]) == 2
+        assert capsys.readouterr().err.startswith("tensorpool status: ")
+
+
+class TestEventsCommand:
+    def test_no_driver_is_exit_1(self, config_file, run_dir, capsys):
+        assert events_main(["--config", str(config_file), "--timeout", "0.3"]) == 1
+        assert "no driver answering" in capsys.readouterr().err
+
+    def test_follows_events_until_count(self, plane, config_file):
+        out = io.StringIO()
+        result: list[int] = []
+        follower = threading.Thread(
+            target=lambda: result.append(
+                events_main(
+                    ["--config", str(config_file), "--json", "--count", "2", "--timeout", "10"],
+                    out=out,
+                )
+            )
+        )
+        follower.start()
+        try:
+            # The follower has joined once it prints a probe; keep probing until it does.
+            for i in range(500):
+                plane.events.emit(DriverEvent("probe", i))
+                if out.getvalue() or not follower.is_alive():
+                    break
+                follower.join(0.01)
+            plane.events.emit(DriverEvent("attach", 1, {"lease_id": 9}))
+        finally:
+            follower.join(15)
+        assert result == [0]
+        events = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert len(events) == 2
+        assert events[0]["kind"] == "probe"
+        assert events[1]["kind"] in {"probe", "attach"}
+
+    def test_count_not_reached_within_timeout_is_exit_1(self, plane, config_file, capsys):
+        args = ["--config", str(config_file), "--count", "1", "--timeout", "0.3"]
+        assert events_main(args) == 1
+        assert "0 of 1 events" in capsys.readouterr().err
+
+
+def test_human_event_line():
+    line = format_event(
+        {
+            "kind": "revoke",
+            "timestamp_ns": 5,
+            "wall_ns": 1_700_000_000_123_456_789,
+            "fields": {"lease_id": 7, "reason": "EXPIRED", "error": None},
+        }
+    )
+    stamp, rest = line.split(" ", 1)
+    assert len(stamp) == len("HH:MM:SS.mmm")
+    assert stamp.endswith(".123")
+    assert rest == "revoke lease_id=7 reason=EXPIRED error=-"
