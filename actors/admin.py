@@ -57,11 +57,11 @@ __all__ = ["AdminConfigError", "AdminPlane", "AdminStartError", "start_admin"]
 log = logging.getLogger(__name__)
 
 EVENT_QUEUE_CAPACITY: Final = 10_000
-PUB_HWM: Final = 1_000
+PUB_HWM: Final = 10_000
 PUB_LINGER_MS: Final = 200  # bounded flush of the last events at stop
 MAX_PENDING_QUERIES: Final = 64
 _IDLE_POLL_MS: Final = 500
-_PENDING_POLL_MS: Final = 5
+_PENDING_POLL_MS: Final = 1  # only while a status future is outstanding
 _SUN_PATH_MAX: Final = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 _SOCKET_BYTES_LIMIT: Final = 1 << 20  # peers sending more are disconnected by libzmq
 

@@ -31,9 +31,18 @@ NSLOTS = POOL_BYTES // STRIDE
 
 def provision_once(base: Path, npools: int, epoch: int) -> float:
     req = ProvisionRequest(
-        base_dir=base, namespace="bench", allowed_base_dirs=(base,), stream_id=1, epoch=epoch,
-        header_nslots=NSLOTS, pools=tuple((i + 1, STRIDE) for i in range(npools)),
-        permissions_mode=0o600, prefault=True, mlock=False, hugepages=False, pid=os.getpid(),
+        base_dir=base,
+        namespace="bench",
+        allowed_base_dirs=(base,),
+        stream_id=1,
+        epoch=epoch,
+        header_nslots=NSLOTS,
+        pools=tuple((i + 1, STRIDE) for i in range(npools)),
+        permissions_mode=0o600,
+        prefault=True,
+        mlock=False,
+        hugepages=False,
+        pid=os.getpid(),
         now_ns=time.monotonic_ns(),
     )
     start = time.perf_counter()
@@ -67,8 +76,7 @@ def main() -> None:
     base = Path(os.path.realpath(tempfile.mkdtemp(prefix="tp-bench-", dir=root)))
     try:
         print(f"dir {base}, {runs} runs, median; pools of {POOL_BYTES >> 20} MiB, prefault on")
-        print(f"{'pools':>5} {'bytes (MiB)':>11} {'provision ms':>12} {'fill ms':>8} "
-              f"{'ratio':>6}")
+        print(f"{'pools':>5} {'bytes (MiB)':>11} {'provision ms':>12} {'fill ms':>8} {'ratio':>6}")
         epoch = 1
         for npools in (1, 4, 16):
             nbytes = npools * (64 + NSLOTS * STRIDE) + 64 + NSLOTS * 256

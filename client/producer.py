@@ -125,7 +125,7 @@ class Producer:
                                meta_version=meta_version)
         self.next_seq = seq + 1
         descriptor = FrameDescriptor(stream_id=self.stream_id, epoch=self.epoch, seq=seq,
-                                     timestamp_ns=stamp, meta_version=meta_version, trace_id=0)
+                                     timestamp_ns=stamp, meta_version=meta_version, trace_id=None)
         fut = self._descriptors.offer_nowait(messages.encode(descriptor),
                                              drop_if_not_connected=True)
         fut.add_done_callback(self._count_undelivered)

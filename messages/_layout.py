@@ -15,7 +15,7 @@ from dataclasses import fields as dataclass_fields
 from enum import IntEnum
 from typing import Annotated, Any, ClassVar, Final, Union, get_args, get_origin, get_type_hints
 
-from messages._fields import Block, BlockField, GroupCodec, VarField
+from messages._fields import Block, BlockField, GroupCodec, VarField, slot_setters
 from messages._markers import (
     HEADER,
     VERSION,
@@ -46,6 +46,7 @@ class MessageCodec:
 
     __slots__ = (
         "_head",
+        "_setters",
         "block",
         "block_length",
         "cls",
@@ -78,6 +79,8 @@ class MessageCodec:
         self.vars = layout.vars
         # Header and block packed by one Struct: a fixed-only message is a single pack call.
         self._head = struct.Struct(HEADER.format + self.block.struct.format[1:])
+        names = (*self.block.names, *(g.name for g in self.groups), *(v.name for v in self.vars))
+        self._setters = slot_setters(cls, names)
 
     def encode(self, msg: Any, *, header: bool = True) -> bytes:
         values = self.block.values(msg)
@@ -101,13 +104,18 @@ class MessageCodec:
 
     def decode(self, buf: Buffer, pos: int, block_length: int, end: int) -> Any:
         """Decode the body at ``pos`` whose root block (already bounds-checked) is this long."""
-        kw = self.block.decode(buf, pos)
+        values = self.block.decode(buf, pos)
         pos += block_length
         for group in self.groups:
-            kw[group.name], pos = group.decode(buf, pos, end)
+            entries, pos = group.decode(buf, pos, end)
+            values.append(entries)
         for var in self.vars:
-            kw[var.name], pos = var.decode(buf, pos, end)
-        return self.cls(**kw)
+            value, pos = var.decode(buf, pos, end)
+            values.append(value)
+        message = object.__new__(self.cls)
+        for setter, value in zip(self._setters, values, strict=False):  # same length by build
+            setter(message, value)
+        return message
 
     def correlation_id(self, buf: Buffer, end: int) -> int | None:
         """The int64 at block offset 0 of a probed message, if the buffer holds it."""

@@ -30,25 +30,29 @@ if TYPE_CHECKING:
 __all__ = ["decode", "decode_body", "encode", "encode_body"]
 
 SCHEMAS = (control.SCHEMA_ID, wire.SCHEMA_ID)
+_HEADER_SIZE = HEADER.size
+_unpack_header = HEADER.unpack_from
+_lookup = REGISTRY.get
 
 
 def decode(buffer: Buffer) -> SbeMessage:
     """Decode one framed message; a memoryview is read in place, only var fields are copied."""
     try:
-        buf = _bytes_view(buffer)
+        buf = _bytes_view(buffer) if type(buffer) is memoryview else buffer
         end = len(buf)
-        if end < HEADER.size:
+        if end < _HEADER_SIZE:
             raise TruncatedMessage(f"message header needs 8 bytes, got {end}", 0)
-        block_length, template_id, schema_id, version = HEADER.unpack_from(buf, 0)
-        codec = REGISTRY.get((schema_id, template_id))
+        block_length, template_id, schema_id, version = _unpack_header(buf, 0)
+        codec = _lookup((schema_id, template_id))
         if codec is None or codec.headerless:
             raise UnknownMessage(schema_id, template_id)
         if version > VERSION:
             raise UnsupportedVersion(
                 schema_id, template_id, version, codec.correlation_id(buf, end)
             )
-        _check_block(codec, block_length, end - HEADER.size, HEADER.size)
-        message: SbeMessage = codec.decode(buf, HEADER.size, block_length, end)
+        if block_length < codec.block_length or end - _HEADER_SIZE < block_length:
+            _check_block(codec, block_length, end - _HEADER_SIZE, _HEADER_SIZE)
+        message: SbeMessage = codec.decode(buf, _HEADER_SIZE, block_length, end)
     except DecodeError:
         raise
     except (struct.error, IndexError, ValueError, TypeError, OverflowError) as exc:
@@ -101,6 +105,7 @@ def _check_block(codec: MessageCodec, block_length: int, available: int, pos: in
 
 
 def _bytes_view(buffer: Buffer) -> Buffer:
+    """A multi-byte or multi-dimensional view re-read as plain bytes (no copy)."""
     if isinstance(buffer, memoryview) and (buffer.itemsize != 1 or buffer.ndim != 1):
         return buffer.cast("B")
     return buffer

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pykka
 import pytest
 
 from actors.admin import AdminPlane, start_admin
-from config import DriverConfig
 from tests.admin.helpers import FakeDriver, make_config, sample_status
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import pykka
+
+    from config import DriverConfig
 
 
 @pytest.fixture

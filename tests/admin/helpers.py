@@ -6,8 +6,8 @@ import dataclasses
 import json
 import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import pykka
 import zmq
@@ -15,6 +15,9 @@ import zmq
 from config import AdminSection, DriverConfig, default_config
 from messages.control import Role
 from messages.events import DriverStatus, LeaseStatus, StatusQuery, StreamStatus
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 NOW_NS = 5_000_000_000
 

@@ -33,9 +33,6 @@ if TYPE_CHECKING:
 
     from client import Lease
 
-MakeClient = "Callable[..., DriverClient]"
-
-
 def grant_all(peer: FakeDriver) -> None:
     def respond(msg: SbeMessage) -> list[SbeMessage | bytes]:
         if isinstance(msg, ShmAttachRequest):
@@ -47,7 +44,9 @@ def grant_all(peer: FakeDriver) -> None:
     peer.responder = respond
 
 
-def revoke_of(lease: Lease, reason: LeaseRevokeReason = LeaseRevokeReason.REVOKED) -> ShmLeaseRevoked:
+def revoke_of(
+    lease: Lease, reason: LeaseRevokeReason = LeaseRevokeReason.REVOKED
+) -> ShmLeaseRevoked:
     return ShmLeaseRevoked(timestamp_ns=time.monotonic_ns(), lease_id=lease.lease_id,
                            stream_id=lease.stream_id, client_id=lease.client_id, role=lease.role,
                            reason=reason, error_message="lease revoked")
@@ -225,7 +224,8 @@ class TestKeepaliveAndDetach:
                 return [ok_response(msg)]
             if isinstance(msg, ShmDetachRequest):
                 return [ShmDetachResponse(correlation_id=msg.correlation_id,
-                                          code=ResponseCode.REJECTED, error_message="unknown lease")]
+                                          code=ResponseCode.REJECTED,
+                                          error_message="unknown lease")]
             return []
 
         fake_driver.responder = respond

@@ -6,10 +6,14 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from shm import ProvisionRequest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @pytest.fixture
@@ -21,7 +25,7 @@ def base(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def request_for(base: Path):
+def request_for(base: Path) -> Callable[..., ProvisionRequest]:
     """Build a ProvisionRequest for ``base`` with small defaults, overridable per test."""
 
     def make(**overrides: object) -> ProvisionRequest:
@@ -40,6 +44,6 @@ def request_for(base: Path):
             pid=os.getpid(),
             now_ns=time.monotonic_ns(),
         )
-        return replace(req, **overrides)  # type: ignore[arg-type]
+        return replace(req, **overrides)  # type: ignore[arg-type]  # test overrides any field
 
     return make

@@ -5,20 +5,27 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from shm import collect_epochs
 from shm.superblock import encode_superblock, header_superblock
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 NOW = 10**15
 
 
 @pytest.fixture(scope="module")
 def dead_pid() -> int:
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(proc.stdout)
 
 
@@ -33,15 +40,20 @@ def _epoch(sdir: Path, epoch: int, *, pid: int | None, activity: int = 1) -> Pat
 
 def _collect(sdir: Path, base: Path, **overrides: object) -> list[Path]:
     kwargs: dict[str, object] = {
-        "current_epoch": 105, "referenced_epochs": (), "keep": 2, "min_age_ns": 0,
-        "allowed_base_dirs": (base,), "now_monotonic_ns": NOW, "own_pid": os.getpid(),
+        "current_epoch": 105,
+        "referenced_epochs": (),
+        "keep": 2,
+        "min_age_ns": 0,
+        "allowed_base_dirs": (base,),
+        "now_monotonic_ns": NOW,
+        "own_pid": os.getpid(),
         **overrides,
     }
     return collect_epochs(sdir, **kwargs)  # type: ignore[arg-type]
 
 
 def _remaining(sdir: Path) -> list[str]:
-    return sorted(os.listdir(sdir))
+    return sorted(p.name for p in sdir.iterdir())
 
 
 def test_keeps_current_plus_keep_minus_one_newest(base: Path, dead_pid: int) -> None:
@@ -105,8 +117,9 @@ def test_live_foreign_pid_protects_and_own_pid_does_not(base: Path) -> None:
     assert _remaining(sdir) == ["100", "105"]
 
 
-def test_epochs_outside_the_allowed_base_are_left_alone(base: Path, tmp_path: Path,
-                                                        dead_pid: int) -> None:
+def test_epochs_outside_the_allowed_base_are_left_alone(
+    base: Path, tmp_path: Path, dead_pid: int
+) -> None:
     sdir = base / "s"
     for epoch in (100, 105):
         _epoch(sdir, epoch, pid=dead_pid)
@@ -116,8 +129,9 @@ def test_epochs_outside_the_allowed_base_are_left_alone(base: Path, tmp_path: Pa
     assert _remaining(sdir) == ["100", "105"]
 
 
-def test_symlinks_and_non_epoch_names_are_ignored(base: Path, tmp_path: Path,
-                                                  dead_pid: int) -> None:
+def test_symlinks_and_non_epoch_names_are_ignored(
+    base: Path, tmp_path: Path, dead_pid: int
+) -> None:
     sdir = base / "s"
     _epoch(sdir, 105, pid=dead_pid)
     target = _epoch(tmp_path / "elsewhere", 100, pid=dead_pid)
@@ -128,8 +142,7 @@ def test_symlinks_and_non_epoch_names_are_ignored(base: Path, tmp_path: Path,
     assert target.is_dir()
 
 
-def test_stale_build_directories_of_dead_creators_are_removed(base: Path,
-                                                              dead_pid: int) -> None:
+def test_stale_build_directories_of_dead_creators_are_removed(base: Path, dead_pid: int) -> None:
     sdir = base / "s"
     _epoch(sdir, 105, pid=dead_pid)
     (sdir / f".build-{dead_pid}-106-abcd").mkdir()
@@ -138,7 +151,8 @@ def test_stale_build_directories_of_dead_creators_are_removed(base: Path,
     removed = _collect(sdir, base, keep=2)
     assert [p.name for p in removed] == [f".build-{dead_pid}-106-abcd"]
     assert _remaining(sdir) == sorted(
-        ["105", f".build-{os.getppid()}-107-abcd", f".build-{os.getpid()}-108-abcd"])
+        ["105", f".build-{os.getppid()}-107-abcd", f".build-{os.getpid()}-108-abcd"]
+    )
 
 
 def test_missing_stream_directory_is_not_an_error(base: Path) -> None:

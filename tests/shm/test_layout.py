@@ -44,15 +44,17 @@ def test_magic_is_stored_little_endian_as_1MHSLPOT() -> None:
 
 
 def test_header_superblock_matches_the_spec_example_byte_for_byte() -> None:
-    sb = header_superblock(epoch=1700000000123, stream_id=10000, nslots=8, pid=4321,
-                           now_ns=1700000000200)
+    sb = header_superblock(
+        epoch=1700000000123, stream_id=10000, nslots=8, pid=4321, now_ns=1700000000200
+    )
     assert encode_superblock(sb) == _hex(SPEC_SUPERBLOCK_HEX)
     assert decode_superblock(_hex(SPEC_SUPERBLOCK_HEX)) == sb
 
 
 def test_pool_superblock_writes_stride_as_slot_bytes() -> None:
-    sb = pool_superblock(epoch=5, stream_id=7, pool_id=3, nslots=4, stride_bytes=4096, pid=9,
-                         now_ns=11)
+    sb = pool_superblock(
+        epoch=5, stream_id=7, pool_id=3, nslots=4, stride_bytes=4096, pid=9, now_ns=11
+    )
     raw = encode_superblock(sb)
     assert int.from_bytes(raw[24:26], "little") == RegionType.PAYLOAD_POOL
     assert int.from_bytes(raw[26:28], "little") == 3
@@ -67,17 +69,23 @@ def test_committed_slot_matches_the_spec_example_byte_for_byte() -> None:
     ring = HeaderRing(header, nslots=nslots)
     pool = PayloadPoolView(pool_buf, pool_id=1, nslots=nslots, stride_bytes=stride)
     tensor = TensorDescriptor(dtype=10, major_order=1, dims=(1, 3), strides=(24, 8))
-    index = ring.write_frame(5, pool, np.arange(3, dtype="<f8"), tensor=tensor,
-                             timestamp_ns=1700000000999, meta_version=2)
+    index = ring.write_frame(
+        5,
+        pool,
+        np.arange(3, dtype="<f8"),
+        tensor=tensor,
+        timestamp_ns=1700000000999,
+        meta_version=2,
+    )
     ring.release()
     pool.release()
     assert index == 5
-    slot = bytes(header[64 + 5 * 256: 64 + 6 * 256])
+    slot = bytes(header[64 + 5 * 256 : 64 + 6 * 256])
     expected = bytearray(256)
     for offset, row in SPEC_SLOT_ROWS.items():
-        expected[offset:offset + 16] = _hex(row)
+        expected[offset : offset + 16] = _hex(row)
     assert slot == bytes(expected)
-    assert pool_buf[64 + 5 * stride: 64 + 5 * stride + 24] == np.arange(3, dtype="<f8").tobytes()
+    assert pool_buf[64 + 5 * stride : 64 + 5 * stride + 24] == np.arange(3, dtype="<f8").tobytes()
 
 
 def test_numpy_slot_view_reads_the_spec_fields() -> None:
@@ -85,16 +93,27 @@ def test_numpy_slot_view_reads_the_spec_fields() -> None:
     pool_buf = bytearray(64 + 8 * 64)
     ring = HeaderRing(header, nslots=8)
     pool = PayloadPoolView(pool_buf, pool_id=1, nslots=8, stride_bytes=64)
-    ring.write_frame(5, pool, bytes(24), timestamp_ns=1700000000999, meta_version=2,
-                     tensor=TensorDescriptor(dtype=10, major_order=1, dims=(1, 3),
-                                             strides=(24, 8)))
+    ring.write_frame(
+        5,
+        pool,
+        bytes(24),
+        timestamp_ns=1700000000999,
+        meta_version=2,
+        tensor=TensorDescriptor(dtype=10, major_order=1, dims=(1, 3), strides=(24, 8)),
+    )
     slot = ring.slots[5]
     assert SLOT_DTYPE.itemsize == 256
     assert (int(slot["seq_commit"]), int(slot["values_len_bytes"]), int(slot["pool_id"])) == (
-        11, 24, 1)
+        11,
+        24,
+        1,
+    )
     assert int(slot["timestamp_ns"]) == 1700000000999
     assert (int(slot["block_length"]), int(slot["template_id"]), int(slot["schema_id"])) == (
-        184, 52, 900)
+        184,
+        52,
+        900,
+    )
     assert list(slot["dims"][:2]) == [1, 3]
     assert list(slot["strides"][:2]) == [24, 8]
     del slot

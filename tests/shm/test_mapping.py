@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from shm import (
-    ProvisionRequest,
     ANY_UID,
     ExpectedRegion,
     Frame,
     ProvisionedEpoch,
+    ProvisionRequest,
     RegionType,
     RegionValidationError,
     TensorDescriptor,
@@ -34,15 +33,26 @@ def epoch(request_for: RequestFor) -> ProvisionedEpoch:
 
 
 def _ring_expected(provisioned: ProvisionedEpoch, /, **overrides: object) -> ExpectedRegion:
-    values: dict[str, object] = {"region_type": RegionType.HEADER_RING, "stream_id": 10000,
-                                 "epoch": provisioned.epoch, "nslots": 8, **overrides}
+    values: dict[str, object] = {
+        "region_type": RegionType.HEADER_RING,
+        "stream_id": 10000,
+        "epoch": provisioned.epoch,
+        "nslots": 8,
+        **overrides,
+    }
     return ExpectedRegion(**values)  # type: ignore[arg-type]
 
 
 def _pool_expected(provisioned: ProvisionedEpoch, /, **overrides: object) -> ExpectedRegion:
-    values: dict[str, object] = {"region_type": RegionType.PAYLOAD_POOL, "stream_id": 10000,
-                                 "epoch": provisioned.epoch, "nslots": 8, "pool_id": 2,
-                                 "stride_bytes": 4096, **overrides}
+    values: dict[str, object] = {
+        "region_type": RegionType.PAYLOAD_POOL,
+        "stream_id": 10000,
+        "epoch": provisioned.epoch,
+        "nslots": 8,
+        "pool_id": 2,
+        "stride_bytes": 4096,
+        **overrides,
+    }
     return ExpectedRegion(**values)  # type: ignore[arg-type]
 
 
@@ -58,10 +68,12 @@ def _rejected(uri: str, expected: ExpectedRegion, base: Path, **kwargs: object) 
 
 def test_valid_regions_map_and_carry_frames(epoch: ProvisionedEpoch, base: Path) -> None:
     with (
-        open_region(epoch.header_uri, _ring_expected(epoch), allowed_base_dirs=(base,),
-                    writable=True) as ring_region,
-        open_region(epoch.pools[1].uri, _pool_expected(epoch), allowed_base_dirs=(base,),
-                    writable=True) as pool_region,
+        open_region(
+            epoch.header_uri, _ring_expected(epoch), allowed_base_dirs=(base,), writable=True
+        ) as ring_region,
+        open_region(
+            epoch.pools[1].uri, _pool_expected(epoch), allowed_base_dirs=(base,), writable=True
+        ) as pool_region,
     ):
         assert ring_region.pid == os.getpid()
         ring, pool = ring_region.header_ring(), pool_region.payload_pool()
@@ -70,24 +82,36 @@ def test_valid_regions_map_and_carry_frames(epoch: ProvisionedEpoch, base: Path)
         frame = ring.read_frame(9, {2: pool})
         assert isinstance(frame, Frame)
         assert (frame.payload, frame.slot_index, frame.pool_id, frame.tensor) == (
-            b"hello", 1, 2, tensor)
+            b"hello",
+            1,
+            2,
+            tensor,
+        )
     assert ring_region.mmap.closed
     assert pool_region.mmap.closed
 
 
-def test_read_only_mapping_reads_what_a_writer_wrote(epoch: ProvisionedEpoch,
-                                                     base: Path) -> None:
+def test_read_only_mapping_reads_what_a_writer_wrote(epoch: ProvisionedEpoch, base: Path) -> None:
     bases = (base,)
-    with (open_region(epoch.header_uri, _ring_expected(epoch), writable=True,
-                      allowed_base_dirs=bases) as w_ring,
-          open_region(epoch.pools[1].uri, _pool_expected(epoch), writable=True,
-                      allowed_base_dirs=bases) as w_pool,
-          open_region(epoch.header_uri, _ring_expected(epoch), allowed_base_dirs=bases) as r_ring,
-          open_region(epoch.pools[1].uri, _pool_expected(epoch),
-                      allowed_base_dirs=bases) as r_pool):
+    with (
+        open_region(
+            epoch.header_uri, _ring_expected(epoch), writable=True, allowed_base_dirs=bases
+        ) as w_ring,
+        open_region(
+            epoch.pools[1].uri, _pool_expected(epoch), writable=True, allowed_base_dirs=bases
+        ) as w_pool,
+        open_region(epoch.header_uri, _ring_expected(epoch), allowed_base_dirs=bases) as r_ring,
+        open_region(epoch.pools[1].uri, _pool_expected(epoch), allowed_base_dirs=bases) as r_pool,
+    ):
         tensor = TensorDescriptor(dtype=9, major_order=1, dims=(2, 2))
-        w_ring.header_ring().write_frame(3, w_pool.payload_pool(), bytes(range(16)),
-                                         tensor=tensor, timestamp_ns=1, meta_version=1)
+        w_ring.header_ring().write_frame(
+            3,
+            w_pool.payload_pool(),
+            bytes(range(16)),
+            tensor=tensor,
+            timestamp_ns=1,
+            meta_version=1,
+        )
         reader = r_ring.header_ring()
         frame = reader.read_frame(3, {2: r_pool.payload_pool()})
         assert isinstance(frame, Frame)
@@ -96,13 +120,14 @@ def test_read_only_mapping_reads_what_a_writer_wrote(epoch: ProvisionedEpoch,
             r_pool.payload_pool().slot(0)[0] = 1
 
 
-def test_activity_refresh_is_visible_to_new_mappers(epoch: ProvisionedEpoch,
-                                                    base: Path) -> None:
-    with open_region(epoch.header_uri, _ring_expected(epoch), allowed_base_dirs=(base,),
-                     writable=True) as region:
+def test_activity_refresh_is_visible_to_new_mappers(epoch: ProvisionedEpoch, base: Path) -> None:
+    with open_region(
+        epoch.header_uri, _ring_expected(epoch), allowed_base_dirs=(base,), writable=True
+    ) as region:
         region.touch_activity(123_456)
-    again = open_region(epoch.header_uri, _ring_expected(epoch, activity_window_ns=None),
-                        allowed_base_dirs=(base,))
+    again = open_region(
+        epoch.header_uri, _ring_expected(epoch, activity_window_ns=None), allowed_base_dirs=(base,)
+    )
     assert again.superblock.activity_timestamp_ns == 123_456
     again.close()
 
@@ -131,8 +156,9 @@ def test_prefix_that_is_not_a_directory_boundary(epoch: ProvisionedEpoch, base: 
     assert _rejected(format_region_uri(str(target)), _ring_expected(epoch), base) == "containment"
 
 
-def test_symlink_inside_the_base_pointing_outside(epoch: ProvisionedEpoch, base: Path,
-                                                  tmp_path: Path) -> None:
+def test_symlink_inside_the_base_pointing_outside(
+    epoch: ProvisionedEpoch, base: Path, tmp_path: Path
+) -> None:
     outside = tmp_path / "outside.ring"
     outside.write_bytes(_ring_path(epoch).read_bytes())
     link = base / "link.ring"
@@ -140,8 +166,9 @@ def test_symlink_inside_the_base_pointing_outside(epoch: ProvisionedEpoch, base:
     assert _rejected(format_region_uri(str(link)), _ring_expected(epoch), base) == "containment"
 
 
-def test_symlink_outside_the_base_pointing_in(epoch: ProvisionedEpoch, base: Path,
-                                              tmp_path: Path) -> None:
+def test_symlink_outside_the_base_pointing_in(
+    epoch: ProvisionedEpoch, base: Path, tmp_path: Path
+) -> None:
     link = tmp_path / "alias"
     link.symlink_to(base)
     uri = format_region_uri(str(link / _ring_path(epoch).relative_to(base)))
@@ -149,8 +176,9 @@ def test_symlink_outside_the_base_pointing_in(epoch: ProvisionedEpoch, base: Pat
 
 
 @pytest.mark.parametrize("level", [0, 1, 2, 3, 4])
-def test_symlink_at_each_level_below_the_base(epoch: ProvisionedEpoch, base: Path,
-                                              level: int) -> None:
+def test_symlink_at_each_level_below_the_base(
+    epoch: ProvisionedEpoch, base: Path, level: int
+) -> None:
     """Levels: user dir, namespace, stream, epoch, file; each replaced by a symlink to itself."""
     path = _ring_path(epoch)
     component = [path.parents[3], path.parents[2], path.parents[1], path.parent, path][level]
@@ -179,8 +207,9 @@ def test_required_hugepages_on_a_normal_filesystem(epoch: ProvisionedEpoch, base
 def test_wrong_owner(epoch: ProvisionedEpoch, base: Path) -> None:
     expected = _ring_expected(epoch, expected_uid=os.geteuid() + 1)
     assert _rejected(epoch.header_uri, expected, base) == "owner"
-    open_region(epoch.header_uri, _ring_expected(epoch, expected_uid=ANY_UID),
-                allowed_base_dirs=(base,)).close()
+    open_region(
+        epoch.header_uri, _ring_expected(epoch, expected_uid=ANY_UID), allowed_base_dirs=(base,)
+    ).close()
 
 
 def test_world_writable_file(epoch: ProvisionedEpoch, base: Path) -> None:
@@ -210,8 +239,9 @@ def _patch(path: Path, offset: int, fmt: str, value: int) -> None:
         (56, "<Q", 0, "activity"),
     ],
 )
-def test_corrupted_ring_superblock(epoch: ProvisionedEpoch, base: Path,
-                                   offset: int, fmt: str, value: int, check: str) -> None:
+def test_corrupted_ring_superblock(
+    epoch: ProvisionedEpoch, base: Path, offset: int, fmt: str, *, value: int, check: str
+) -> None:
     _patch(_ring_path(epoch), offset, fmt, value)
     assert _rejected(epoch.header_uri, _ring_expected(epoch), base) == check
 
@@ -221,26 +251,28 @@ def test_corrupted_ring_superblock(epoch: ProvisionedEpoch, base: Path,
     [
         ({"epoch": 1}, "epoch"),
         ({"stream_id": 10001}, "stream_id"),
-        ({"region_type": RegionType.PAYLOAD_POOL, "pool_id": 0, "stride_bytes": 0},
-         "region_type"),
+        ({"region_type": RegionType.PAYLOAD_POOL, "pool_id": 0, "stride_bytes": 0}, "region_type"),
         ({"nslots": 4}, "nslots"),
         ({"layout_version": 2}, "layout_version"),
     ],
 )
-def test_ring_superblock_differs_from_the_announce(epoch: ProvisionedEpoch, base: Path,
-                                                   overrides: dict[str, object],
-                                                   check: str) -> None:
+def test_ring_superblock_differs_from_the_announce(
+    epoch: ProvisionedEpoch, base: Path, overrides: dict[str, object], check: str
+) -> None:
     assert _rejected(epoch.header_uri, _ring_expected(epoch, **overrides), base) == check
 
 
 @pytest.mark.parametrize(
     ("overrides", "check"),
-    [({"pool_id": 1}, "pool_id"), ({"stride_bytes": 2048}, "slot_bytes"),
-     ({"region_type": RegionType.HEADER_RING}, "region_type")],
+    [
+        ({"pool_id": 1}, "pool_id"),
+        ({"stride_bytes": 2048}, "slot_bytes"),
+        ({"region_type": RegionType.HEADER_RING}, "region_type"),
+    ],
 )
-def test_pool_superblock_differs_from_the_announce(epoch: ProvisionedEpoch, base: Path,
-                                                   overrides: dict[str, object],
-                                                   check: str) -> None:
+def test_pool_superblock_differs_from_the_announce(
+    epoch: ProvisionedEpoch, base: Path, overrides: dict[str, object], check: str
+) -> None:
     assert _rejected(epoch.pools[1].uri, _pool_expected(epoch, **overrides), base) == check
 
 
@@ -253,8 +285,9 @@ def test_pool_slot_bytes_of_a_c_driver_is_accepted(epoch: ProvisionedEpoch, base
 
 
 def test_stale_activity(epoch: ProvisionedEpoch, base: Path) -> None:
-    with open_region(epoch.header_uri, _ring_expected(epoch, activity_window_ns=None),
-                     allowed_base_dirs=(base,)) as region:
+    with open_region(
+        epoch.header_uri, _ring_expected(epoch, activity_window_ns=None), allowed_base_dirs=(base,)
+    ) as region:
         activity = region.superblock.activity_timestamp_ns
     expected = _ring_expected(epoch)
     fresh = activity + 3_000_000_000

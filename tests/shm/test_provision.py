@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from shm import (
-    ProvisionRequest,
     HugepagesUnavailable,
     PathError,
     ProvisionError,
+    ProvisionRequest,
     RegionType,
     next_epoch,
     parse_region_uri,
@@ -42,7 +41,9 @@ def test_creates_header_ring_and_pools_with_exact_sizes_modes_and_superblocks(
     assert epoch.directory == sdir / "1700000000123"
     assert epoch.header_uri == f"shm:file?path={epoch.directory}/header.ring"
     assert [(p.pool_id, p.stride_bytes, p.nslots) for p in epoch.pools] == [
-        (1, 1024, 8), (2, 4096, 8)]
+        (1, 1024, 8),
+        (2, 4096, 8),
+    ]
     assert epoch.pools[1].uri == f"shm:file?path={epoch.directory}/2.pool"
     ring = epoch.directory / "header.ring"
     assert ring.stat().st_size == 64 + 8 * 256
@@ -53,15 +54,27 @@ def test_creates_header_ring_and_pools_with_exact_sizes_modes_and_superblocks(
     for directory in (epoch.directory, sdir, sdir.parent, sdir.parent.parent):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o750
     sb = _superblock(epoch.header_uri)
-    assert (sb.magic, sb.layout_version, sb.epoch, sb.stream_id) == (
-        MAGIC, 1, 1700000000123, 10000)
+    assert (sb.magic, sb.layout_version, sb.epoch, sb.stream_id) == (MAGIC, 1, 1700000000123, 10000)
     assert (sb.region_type, sb.pool_id, sb.nslots, sb.slot_bytes, sb.stride_bytes) == (
-        RegionType.HEADER_RING, 0, 8, 256, 0)
+        RegionType.HEADER_RING,
+        0,
+        8,
+        256,
+        0,
+    )
     assert (sb.pid, sb.start_timestamp_ns, sb.activity_timestamp_ns) == (
-        req.pid, req.now_ns, req.now_ns)
+        req.pid,
+        req.now_ns,
+        req.now_ns,
+    )
     pool = _superblock(epoch.pools[1].uri)
     assert (pool.region_type, pool.pool_id, pool.nslots, pool.slot_bytes, pool.stride_bytes) == (
-        RegionType.PAYLOAD_POOL, 2, 8, 4096, 4096)
+        RegionType.PAYLOAD_POOL,
+        2,
+        8,
+        4096,
+        4096,
+    )
     assert ring.read_bytes()[64:] == bytes(8 * 256)  # every seqCommit starts at 0
 
 
@@ -81,7 +94,9 @@ def test_no_build_directory_is_left_behind(request_for: RequestFor, base: Path) 
     assert names == ["1700000000123"]
 
 
-def test_failure_leaves_nothing_visible(request_for: RequestFor, base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_leaves_nothing_visible(
+    request_for: RequestFor, base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def fail_mlock(_address: int, _length: int) -> int:
         return -1
 
@@ -111,8 +126,9 @@ def test_outside_allowed_base_is_a_path_error(request_for: RequestFor, tmp_path:
         provision_epoch(request_for(allowed_base_dirs=(other,)))
 
 
-def test_symlinked_component_below_the_base_is_refused(request_for: RequestFor, base: Path,
-                                                       tmp_path: Path) -> None:
+def test_symlinked_component_below_the_base_is_refused(
+    request_for: RequestFor, base: Path, tmp_path: Path
+) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     user_dir = stream_dir(base, "default", 1).parent.parent
@@ -139,18 +155,24 @@ def test_bad_namespace_is_a_path_error(request_for: RequestFor) -> None:
         ({"now_ns": 0}, "now_ns"),
     ],
 )
-def test_invalid_requests_are_refused(request_for: RequestFor, overrides: dict[str, object], message: str) -> None:
+def test_invalid_requests_are_refused(
+    request_for: RequestFor, overrides: dict[str, object], message: str
+) -> None:
     with pytest.raises(ProvisionError, match=message):
         provision_epoch(request_for(**overrides))
 
 
-def test_required_hugepages_without_hugetlbfs_fail_clearly(request_for: RequestFor, base: Path) -> None:
+def test_required_hugepages_without_hugetlbfs_fail_clearly(
+    request_for: RequestFor, base: Path
+) -> None:
     with pytest.raises(HugepagesUnavailable, match="hugepages not available"):
         provision_epoch(request_for(hugepages=True))
     assert not stream_dir(base, "default", 10000).exists()
 
 
-def test_hugetlbfs_base_rounds_sizes_and_marks_uris(request_for: RequestFor, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hugetlbfs_base_rounds_sizes_and_marks_uris(
+    request_for: RequestFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(provision_module, "is_hugetlbfs", lambda _path: True)
     monkeypatch.setattr(provision_module, "huge_page_size", lambda: 1 << 16)
     epoch = provision_epoch(request_for(hugepages=True, pools=((1, 1024), (3, 8192))))
@@ -161,7 +183,9 @@ def test_hugetlbfs_base_rounds_sizes_and_marks_uris(request_for: RequestFor, mon
     assert (epoch.directory / "3.pool").stat().st_size == 2 << 16  # 64 + 8 * 8192 rounded up
 
 
-def test_lack_of_space_runs_reclaim_once_then_retries(request_for: RequestFor, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lack_of_space_runs_reclaim_once_then_retries(
+    request_for: RequestFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[int] = []
     real = provision_module._check_space
 
@@ -179,8 +203,9 @@ def test_lack_of_space_runs_reclaim_once_then_retries(request_for: RequestFor, m
     assert epoch.directory.is_dir()
 
 
-def test_enospc_twice_is_a_provision_error_and_leaves_nothing(request_for: RequestFor, base: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_enospc_twice_is_a_provision_error_and_leaves_nothing(
+    request_for: RequestFor, base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_space(_fd: int, _offset: int, _length: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

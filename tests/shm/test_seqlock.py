@@ -56,8 +56,7 @@ def test_read_drops_an_in_progress_slot_without_copying() -> None:
     words = _words()
     seqlock.begin_write(words, 0, 7)
     copied: list[int] = []
-    assert seqlock.read(words, 0, 7, lambda: copied.append(1)) == (
-        ReadStatus.NOT_COMMITTED, None)
+    assert seqlock.read(words, 0, 7, lambda: copied.append(1)) == (ReadStatus.NOT_COMMITTED, None)
     assert copied == []
 
 

@@ -3,17 +3,16 @@ frame. Bounded to a few seconds; both processes are always stopped."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from shm import provision_epoch
+from shm import ProvisionRequest, provision_epoch
 
 WORKER = Path(__file__).with_name("torture_worker.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -22,10 +21,19 @@ RequestFor = Callable[..., ProvisionRequest]
 
 
 def _spawn(role: str, *args: str, broken: bool = False) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO),
-           "TORTURE_SKIP_RELOAD_CHECK": "1" if broken else "0"}
-    return subprocess.Popen([sys.executable, str(WORKER), role, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "TORTURE_SKIP_RELOAD_CHECK": "1" if broken else "0",
+    }
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), role, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -60,7 +68,7 @@ def _torture(request_for: RequestFor, base: Path, *, broken: bool) -> dict[str, 
 
 @pytest.mark.slow
 def test_reader_never_accepts_a_torn_frame(request_for: RequestFor, base: Path) -> None:
-    counts = _torture(request_for: RequestFor, base, broken=False)
+    counts = _torture(request_for, base, broken=False)
     assert counts["bad"] == 0, counts
     assert counts["invalid"] == 0, counts
     assert counts["accepted"] > 100, counts
@@ -72,5 +80,5 @@ def test_the_frame_check_catches_tearing_when_the_reload_check_is_skipped(
     request_for: RequestFor, base: Path
 ) -> None:
     """Negative control: proves the torture setup really produces and detects torn frames."""
-    counts = _torture(request_for: RequestFor, base, broken=True)
+    counts = _torture(request_for, base, broken=True)
     assert counts["bad"] > 0, counts

@@ -28,7 +28,8 @@ def test_parse_accepts_both_reference_forms(uri: str, expected: RegionUri) -> No
 def test_round_trip() -> None:
     for huge in (False, True):
         assert parse_region_uri(format_region_uri("/a/b/1.pool", huge)) == RegionUri(
-            "/a/b/1.pool", huge)
+            "/a/b/1.pool", huge
+        )
 
 
 @pytest.mark.parametrize(

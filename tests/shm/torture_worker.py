@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +31,16 @@ def len_for(seq: int) -> int:
 
 
 def expected_regions(epoch: int) -> tuple[ExpectedRegion, ExpectedRegion]:
-    common = {"stream_id": 1, "epoch": epoch, "nslots": NSLOTS, "activity_window_ns": None}
-    return (ExpectedRegion(region_type=RegionType.HEADER_RING, **common),  # type: ignore[arg-type]
-            ExpectedRegion(region_type=RegionType.PAYLOAD_POOL, pool_id=POOL_ID,
-                           stride_bytes=STRIDE, **common))  # type: ignore[arg-type]
+    ring = ExpectedRegion(
+        region_type=RegionType.HEADER_RING,
+        stream_id=1,
+        epoch=epoch,
+        nslots=NSLOTS,
+        activity_window_ns=None,
+    )
+    return ring, replace(
+        ring, region_type=RegionType.PAYLOAD_POOL, pool_id=POOL_ID, stride_bytes=STRIDE
+    )
 
 
 def frame_is_intact(frame: Frame) -> bool:
@@ -51,21 +58,32 @@ def frame_is_intact(frame: Frame) -> bool:
     )
 
 
-def run(role: str, header_uri: str, pool_uri: str, epoch: int, base: Path,
-        seconds: float) -> None:
+def run(
+    role: str, header_uri: str, pool_uri: str, epoch: int, *, base: Path, seconds: float
+) -> None:
     ring_expected, pool_expected = expected_regions(epoch)
     writable = role == "writer"
-    with (open_region(header_uri, ring_expected, allowed_base_dirs=(base,),
-                      writable=writable) as ring_region,
-          open_region(pool_uri, pool_expected, allowed_base_dirs=(base,),
-                      writable=writable) as pool_region):
+    with (
+        open_region(
+            header_uri, ring_expected, allowed_base_dirs=(base,), writable=writable
+        ) as ring_region,
+        open_region(
+            pool_uri, pool_expected, allowed_base_dirs=(base,), writable=writable
+        ) as pool_region,
+    ):
         ring, pool = ring_region.header_ring(), pool_region.payload_pool()
         deadline = time.monotonic() + seconds
         if writer := role == "writer":
-            print("ready", flush=True)
+            print("ready", flush=True)  # noqa: T201 - the parent waits for this line
         buf = np.empty(STRIDE, dtype=np.uint8)
-        counts = {"accepted": 0, "bad": 0, "not_committed": 0, "other_seq": 0, "torn": 0,
-                  "invalid": 0}
+        counts = {
+            "accepted": 0,
+            "bad": 0,
+            "not_committed": 0,
+            "other_seq": 0,
+            "torn": 0,
+            "invalid": 0,
+        }
         seq = 0
         while time.monotonic() < deadline:
             for _ in range(256):
@@ -74,10 +92,14 @@ def run(role: str, header_uri: str, pool_uri: str, epoch: int, base: Path,
                     length = len_for(seq)
                     buf[:length] = seq & 0xFF
                     buf[:8] = np.frombuffer(seq.to_bytes(8, "little"), dtype=np.uint8)
-                    ring.write_frame(seq, pool, buf[:length],
-                                     tensor=TensorDescriptor(dtype=1, major_order=1,
-                                                             dims=(length,)),
-                                     timestamp_ns=seq * 3, meta_version=seq & 0xFFFFFFFF)
+                    ring.write_frame(
+                        seq,
+                        pool,
+                        buf[:length],
+                        tensor=TensorDescriptor(dtype=1, major_order=1, dims=(length,)),
+                        timestamp_ns=seq * 3,
+                        meta_version=seq & 0xFFFFFFFF,
+                    )
                     continue
                 for index in range(NSLOTS):
                     word = ring.load_seq_commit(index)
@@ -87,12 +109,22 @@ def run(role: str, header_uri: str, pool_uri: str, epoch: int, base: Path,
                     else:
                         counts[result.value] += 1
         if not writer:
-            print(json.dumps(counts), flush=True)
+            print(json.dumps(counts), flush=True)  # noqa: T201 - result for the parent
 
 
 if __name__ == "__main__":
     if os.environ.get("TORTURE_SKIP_RELOAD_CHECK") == "1":
         # Negative control: a reader that trusts its copy without the second load.
-        seqlock.accepts = lambda _first, _second, _seq: True
-    run(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), Path(sys.argv[5]),
-        float(sys.argv[6]))
+        def _always(first: int, second: int, seq: int) -> bool:
+            del first, second, seq
+            return True
+
+        seqlock.accepts = _always
+    run(
+        sys.argv[1],
+        sys.argv[2],
+        sys.argv[3],
+        int(sys.argv[4]),
+        base=Path(sys.argv[5]),
+        seconds=float(sys.argv[6]),
+    )

@@ -1,0 +1,277 @@
+"""The DriverActor: hosts the Driver HSM, performs its effects, supervises the children.
+
+All decisions are in the HSM (``driver_machine`` and its handler modules); this class is the
+shell that reads the clock, starts and tells children, and writes to the outbox and the
+event sink. ``on_receive`` never lets an exception out: a bug in handling one message is
+logged and counted and the driver carries on (``actors/supervision.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from actors.commands import ChildFailed, CleanupEpoch, LeaseEnded, UseTimer
+from actors.driver_effects import (
+    ArmShutdown,
+    Emit,
+    EnterStopped,
+    ForgetStream,
+    Send,
+    SpawnStream,
+    StartLease,
+    TellLease,
+    TellStream,
+)
+from actors.driver_machine import DriverStarted, new_driver_hsm
+from actors.driver_model import DriverModel
+from actors.lease import LeaseActor
+from actors.stream import StreamActor
+from actors.supervision import CHILD_LEASE, RestartIntensity
+from messages.control import Role
+from messages.events import (
+    ArmShutdownTimer,
+    DriverStatus,
+    LeaseStatus,
+    NullEventSink,
+    ShutdownTimerFired,
+    StatusQuery,
+    StreamStatus,
+)
+
+if TYPE_CHECKING:
+    from actors.clock import Clock
+    from actors.stream import Provisioner
+    from config.model import DriverConfig
+    from messages.events import EventSink, Outbox
+
+logger = logging.getLogger(__name__)
+
+COUNTER_DRIVER_ERRORS = "driver.handler_errors"
+COUNTER_STALE_CHILD = "supervision.stale_reports"
+_STOP_TIMEOUT_S = 30.0
+
+
+class DriverActor(pykka.ThreadingActor):
+    """The supervisor and single owner of the driver's state."""
+
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        config: DriverConfig,
+        *,
+        outbox: Outbox,
+        clock: Clock,
+        events: EventSink | None = None,
+        provisioner: Provisioner | None = None,
+        lease_actor_class: type[LeaseActor] = LeaseActor,
+        hugepages_capable: bool = False,
+        stopped: threading.Event | None = None,
+        lease_id_seed: int | None = None,
+        intensity: RestartIntensity | None = None,
+    ) -> None:
+        super().__init__()
+        self._config = config
+        self._outbox = outbox
+        self._clock = clock
+        self._events: EventSink = events or NullEventSink()
+        self._provisioner = provisioner
+        self._lease_class = lease_actor_class
+        self._hugepages = hugepages_capable
+        self.stopped = stopped or threading.Event()
+        self._model = DriverModel(
+            config,
+            now_ns=clock.now_ns(),
+            pid=os.getpid(),
+            hugepages_capable=hugepages_capable,
+            lease_id_seed=lease_id_seed,
+            intensity=intensity,
+        )
+        self._hsm = new_driver_hsm(self._model)
+        self._streams: dict[int, pykka.ActorRef[Any]] = {}
+        self._leases: dict[int, pykka.ActorRef[Any]] = {}
+        self._timer: pykka.ActorRef[Any] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_start(self) -> None:
+        gc_on_start = self._config.policies.epoch_gc_on_startup
+        for entry in self._model.streams.values():
+            self._spawn_stream(entry.stream_id, entry.profile, None, gc_on_start=gc_on_start)
+        self._perform(self._hsm.dispatch(DriverStarted()))
+
+    def on_stop(self) -> None:
+        futures = [ref.stop(block=False) for ref in self._leases.values()]
+        futures += [ref.stop(block=False) for ref in self._streams.values()]
+        try:
+            pykka.get_all(futures, timeout=_STOP_TIMEOUT_S)
+        except pykka.Timeout:
+            logger.warning("driver stop: some children did not stop in %s s", _STOP_TIMEOUT_S)
+        self._leases.clear()
+        self._streams.clear()
+
+    def on_receive(self, message: Any) -> Any:
+        try:
+            return self._receive(message)
+        except Exception:
+            logger.exception("driver failed handling %r; continuing", message)
+            self._model.count(COUNTER_DRIVER_ERRORS)
+            return None
+
+    def _receive(self, message: object) -> Any:
+        if isinstance(message, StatusQuery):
+            return self.status()
+        if isinstance(message, UseTimer):
+            self._timer = message.timer
+            return None
+        if isinstance(message, ChildFailed) and not self._current_child(message):
+            self._model.count(COUNTER_STALE_CHILD)
+            return None
+        if isinstance(message, LeaseEnded):
+            self._leases.pop(message.lease_id, None)
+        self._model.now_ns = self._clock.now_ns()
+        self._perform(self._hsm.dispatch(message))
+        return None
+
+    def _current_child(self, failed: ChildFailed) -> bool:
+        children = self._leases if failed.kind == CHILD_LEASE else self._streams
+        ref = children.get(failed.key)
+        if ref is None or ref.actor_urn != failed.urn:
+            return False
+        if failed.kind == CHILD_LEASE:
+            del children[failed.key]
+        return True
+
+    # ------------------------------------------------------------------ effects
+
+    def _perform(self, effects: list[object]) -> None:
+        for effect in effects:
+            try:
+                self._perform_one(effect)
+            except Exception:
+                logger.exception("driver failed performing %r; continuing", effect)
+                self._model.count(COUNTER_DRIVER_ERRORS)
+
+    def _perform_one(self, effect: object) -> None:  # noqa: C901 - one case per effect type
+        match effect:
+            case Send(message):
+                self._outbox.send(message)
+            case Emit(event):
+                self._events.emit(event)
+            case TellStream(stream_id, command):
+                self._tell(self._streams.get(stream_id), command)
+            case TellLease(lease_id, command):
+                self._tell(self._leases.get(lease_id), command)
+            case SpawnStream():
+                self._spawn_stream(effect.stream_id, effect.profile, effect.info)
+            case ForgetStream(stream_id):
+                ref = self._streams.pop(stream_id, None)
+                if ref is not None:
+                    ref.stop(block=False)
+            case StartLease():
+                ref = self._lease_class.start(
+                    driver=self.actor_ref,
+                    outbox=self._outbox,
+                    lease_id=effect.lease_id,
+                    stream_id=effect.stream_id,
+                    client_id=effect.client_id,
+                    role=effect.role,
+                )
+                self._leases[effect.lease_id] = ref
+                ref.tell(effect.grant)
+            case ArmShutdown(deadline_ns):
+                if self._timer is None:
+                    logger.error("no timer to arm the shutdown timer with; stopping at once")
+                    self.actor_ref.tell(ShutdownTimerFired(self._clock.now_ns()))
+                else:
+                    self._timer.tell(ArmShutdownTimer(deadline_ns))
+            case EnterStopped(cleanup_shm):
+                self._enter_stopped(cleanup_shm=cleanup_shm)
+            case _:
+                raise TypeError(f"unknown driver effect {effect!r}")
+
+    def _tell(self, ref: pykka.ActorRef[Any] | None, command: object) -> None:
+        if ref is None:
+            logger.error("no actor for %r", command)
+            return
+        try:
+            ref.tell(command)
+        except pykka.ActorDeadError:
+            # The child died; its ChildFailed is on the way and supervision takes over.
+            logger.warning("child %s is dead; %r dropped", ref, command)
+
+    def _spawn_stream(
+        self, stream_id: int, profile: Any, info: Any, *, gc_on_start: bool = False
+    ) -> None:
+        self._streams[stream_id] = StreamActor.start(
+            driver=self.actor_ref,
+            config=self._config,
+            stream_id=stream_id,
+            profile=profile,
+            hugepages=self._hugepages,
+            provisioner=self._provisioner,
+            info=info,
+            gc_on_start=gc_on_start,
+        )
+
+    def _enter_stopped(self, *, cleanup_shm: bool) -> None:
+        if cleanup_shm:
+            futures = [ref.ask(CleanupEpoch(), block=False) for ref in self._streams.values()]
+            try:
+                pykka.get_all(futures, timeout=_STOP_TIMEOUT_S)
+            except Exception:
+                logger.exception("cleanup_shm_on_exit: some epochs were not removed")
+        self.stopped.set()
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> DriverStatus:
+        """A snapshot of the driver's own state (never asks a child)."""
+        m = self._model
+        streams = tuple(
+            StreamStatus(
+                stream_id=e.stream_id,
+                name=e.name,
+                profile=e.profile.name,
+                dynamic=e.dynamic,
+                state=e.state,
+                epoch=e.epoch,
+                producer_lease_id=e.producer_lease_id,
+                producer_client_id=m.producer_client_id(e) or None,
+                consumer_lease_ids=tuple(
+                    r.lease_id for r in m.leases.of_stream(e.stream_id) if r.role == Role.CONSUMER
+                ),
+                hugepages=e.hugepages,
+                header_uri=None if e.info is None else e.info.header_uri,
+                pool_uris=() if e.info is None else tuple(p.region_uri for p in e.info.pools),
+            )
+            for e in sorted(m.streams.values(), key=lambda e: e.stream_id)
+        )
+        leases = tuple(
+            LeaseStatus(
+                lease_id=r.lease_id,
+                client_id=r.client_id,
+                role=r.role,
+                stream_id=r.stream_id,
+                node_id=r.node_id,
+                epoch=r.epoch,
+                state="Lease.Active",
+                expiry_ns=r.expiry_ns,
+            )
+            for r in m.leases
+        )
+        return DriverStatus(
+            instance_id=self._config.driver.instance_id,
+            state=".".join(self._hsm.path),
+            pid=m.pid,
+            started_ns=m.started_ns,
+            now_ns=self._clock.now_ns(),
+            streams=streams,
+            leases=leases,
+            counters=m.counters_snapshot(),
+        )

@@ -1,0 +1,228 @@
+"""The StreamActor: one thread per stream, hosting the Stream HSM and doing its file I/O.
+
+Provisioning is ``shm.next_epoch`` + the provisioner (``shm.provision_epoch`` unless one is
+injected) with the stream's profile and the config's ``[shm]``/``[policies]``, followed by
+epoch GC that keeps the epochs the driver says its leases still reference. A provisioning
+error is an answer (``ProvisionFailed``/``EpochProvisionFailed``), not a failure; anything
+else raised here is a bug and goes to the supervisor (``ChildFailed``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from actors.commands import (
+    ChildFailed,
+    CleanupEpoch,
+    ConsumerAttach,
+    EpochInfo,
+    ProducerAttach,
+    ProducerLeaseLost,
+    Reprovision,
+)
+from actors.hsm import Hsm
+from actors.stream_machine import (
+    STREAM_MACHINE,
+    Provision,
+    Provisioned,
+    ProvisioningFailed,
+    Reply,
+    Restored,
+    StreamModel,
+)
+from actors.supervision import CHILD_STREAM
+from messages.control import PayloadPool
+from shm.errors import ShmError
+from shm.gc import collect_epochs
+from shm.paths import epoch_dir, stream_dir
+from shm.provision import ProvisionedEpoch, ProvisionRequest, next_epoch, provision_epoch
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from types import TracebackType
+
+    from config.model import DriverConfig, Profile
+
+type Provisioner = Callable[[ProvisionRequest], ProvisionedEpoch]
+
+logger = logging.getLogger(__name__)
+
+
+def epoch_info(profile: Profile, provisioned: ProvisionedEpoch, hugepages: bool) -> EpochInfo:
+    """Response/announce view of an epoch: pools in profile order, poolNslots = headerNslots."""
+    by_id = {pool.pool_id: pool for pool in provisioned.pools}
+    return EpochInfo(
+        epoch=provisioned.epoch,
+        header_nslots=profile.header_nslots,
+        header_uri=provisioned.header_uri,
+        pools=tuple(
+            PayloadPool(
+                pool_id=spec.pool_id,
+                pool_nslots=profile.header_nslots,
+                stride_bytes=spec.stride_bytes,
+                region_uri=by_id[spec.pool_id].uri,
+            )
+            for spec in profile.payload_pools
+        ),
+        hugepages=hugepages,
+    )
+
+
+class StreamActor(pykka.ThreadingActor):
+    """Hosts one stream's HSM; supervised by the DriverActor (``actors/supervision.py``)."""
+
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        *,
+        driver: pykka.ActorRef[Any],
+        config: DriverConfig,
+        stream_id: int,
+        profile: Profile,
+        hugepages: bool,
+        provisioner: Provisioner | None = None,
+        info: EpochInfo | None = None,
+        gc_on_start: bool = False,
+    ) -> None:
+        super().__init__()
+        self._driver = driver
+        self._config = config
+        self._hugepages = hugepages
+        self._provisioner = provisioner
+        self._gc_on_start = gc_on_start
+        self._current: ProvisionedEpoch | None = None
+        self._hsm = Hsm(STREAM_MACHINE, StreamModel(stream_id=stream_id, profile=profile, info=info))
+        self._dir: Path = stream_dir(config.shm.base_dir, config.shm.namespace, stream_id)
+
+    def on_start(self) -> None:
+        self._hsm.start()
+        if self._hsm.model.info is not None:
+            self._hsm.dispatch(Restored())
+        if self._gc_on_start:
+            self._collect(self._hsm.model.epoch, frozenset(), self._config.policies.epoch_gc_min_age_ns)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, CleanupEpoch):
+            return self._cleanup()
+        if not isinstance(message, ProducerAttach | ConsumerAttach | ProducerLeaseLost | Reprovision):
+            raise TypeError(f"StreamActor cannot handle {message!r}")
+        self._run(self._hsm.dispatch(message))
+        return None
+
+    @property
+    def state(self) -> str:
+        return ".".join(self._hsm.path)
+
+    def _run(self, effects: list[object]) -> None:
+        for effect in effects:
+            if isinstance(effect, Provision):
+                self._run(self._hsm.dispatch(self._provision(effect)))
+            elif isinstance(effect, Reply):
+                self._driver.tell(effect.message)
+
+    def _provision(self, effect: Provision) -> Provisioned | ProvisioningFailed:
+        model = self._hsm.model
+        shm, policies = self._config.shm, self._config.policies
+        try:
+            epoch = next_epoch(self._dir, model.epoch, effect.now_ns)
+        except OSError as exc:
+            return ProvisioningFailed(effect.cause, f"cannot list {self._dir}: {exc}")
+        request = ProvisionRequest(
+            base_dir=shm.base_dir,
+            namespace=shm.namespace,
+            allowed_base_dirs=shm.allowed_base_dirs,
+            stream_id=model.stream_id,
+            epoch=epoch,
+            header_nslots=model.profile.header_nslots,
+            pools=tuple((p.pool_id, p.stride_bytes) for p in model.profile.payload_pools),
+            permissions_mode=shm.permissions_mode,
+            prefault=policies.prefault_shm,
+            mlock=policies.mlock_shm,
+            hugepages=self._hugepages,
+            pid=os.getpid(),
+            now_ns=effect.now_ns,
+        )
+        try:
+            if self._provisioner is None:
+                provisioned = provision_epoch(
+                    request,
+                    reclaim_space=lambda: self._collect(model.epoch, effect.referenced_epochs, 0),
+                )
+            else:
+                provisioned = self._provisioner(request)
+        except (ShmError, OSError) as exc:
+            logger.warning("stream %d: provisioning epoch %d failed: %s", model.stream_id, epoch, exc)
+            return ProvisioningFailed(effect.cause, str(exc))
+        if self._current is not None:
+            self._current.release()
+        self._current = provisioned
+        self._collect(provisioned.epoch, effect.referenced_epochs, policies.epoch_gc_min_age_ns)
+        return Provisioned(effect.cause, epoch_info(model.profile, provisioned, self._hugepages))
+
+    def _collect(self, current: int, referenced: frozenset[int], min_age_ns: int) -> None:
+        policies = self._config.policies
+        if not policies.epoch_gc_enabled or policies.epoch_gc_keep <= 0:
+            return
+        try:
+            removed = collect_epochs(
+                self._dir,
+                current_epoch=current,
+                referenced_epochs=referenced,
+                keep=policies.epoch_gc_keep,
+                min_age_ns=min_age_ns,
+                allowed_base_dirs=self._config.shm.allowed_base_dirs,
+                now_monotonic_ns=_monotonic_ns(),
+                own_pid=os.getpid(),
+            )
+        except (ShmError, OSError) as exc:
+            logger.warning("stream %d: epoch gc failed: %s", self._hsm.model.stream_id, exc)
+            return
+        for path in removed:
+            logger.info("stream %d: epoch gc removed %s", self._hsm.model.stream_id, path)
+
+    def _cleanup(self) -> bool:
+        """``cleanup_shm_on_exit``: remove the current epoch directory; True if removed."""
+        model = self._hsm.model
+        if model.epoch == 0:
+            return False
+        if self._current is not None:
+            self._current.release()
+            self._current = None
+        shm = self._config.shm
+        path = epoch_dir(shm.base_dir, shm.namespace, model.stream_id, model.epoch)
+        shutil.rmtree(path, ignore_errors=True)
+        return not path.exists()
+
+    def on_stop(self) -> None:
+        if self._current is not None:
+            self._current.release()
+            self._current = None
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._driver.tell(
+            ChildFailed(
+                kind=CHILD_STREAM,
+                key=self._hsm.model.stream_id,
+                urn=self.actor_urn,
+                detail=repr(exception_value),
+            )
+        )
+
+
+def _monotonic_ns() -> int:
+    # GC compares superblock activity timestamps, which are CLOCK_MONOTONIC (A-19): always the
+    # real clock, also under a ManualClock (the files are real).
+    return time.monotonic_ns()

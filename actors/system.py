@@ -1,0 +1,165 @@
+"""The public embedding API: ``start_driver_system`` and the ``DriverSystem`` handle.
+
+The driver is an ordinary pykka actor tree (DriverActor, its StreamActors and LeaseActors,
+and a TimerActor), so an application can embed it in its own pykka system: give it an outbox
+(the gateway, or anything with ``send``), optionally a clock, an event sink, a dispatcher for
+the lease actors and a provisioner, and keep the returned handle to ask for status, wait for
+the driver to stop, and stop it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Final
+
+import pykka
+
+from actors.clock import MonotonicClock
+from actors.commands import UseTimer
+from actors.dispatcher import Dispatcher
+from actors.driver import DriverActor
+from actors.driver_model import NS_PER_MS
+from actors.lease import LeaseActor
+from actors.timer import TimerActor
+from messages.events import DriverStatus, StatusQuery
+from shm.hugepages import is_hugetlbfs
+
+if TYPE_CHECKING:
+    from actors.clock import Clock
+    from actors.stream import Provisioner
+    from config.model import DriverConfig
+    from messages.events import EventSink, Outbox
+
+logger = logging.getLogger(__name__)
+
+MAX_LEASE_CHECK_PERIOD_MS: Final = 100  # A-26: check expiry at least every 100 ms
+DEFAULT_STATUS_TIMEOUT_S: Final = 5.0
+_START_TIMEOUT_S: Final = 30.0
+
+
+class DriverSystem:
+    """A running driver actor tree; ``stop()`` is idempotent and safe from any thread."""
+
+    def __init__(
+        self,
+        *,
+        driver: pykka.ActorRef[Any],
+        timer: pykka.ActorRef[Any],
+        stopped: threading.Event,
+        clock: Clock,
+        own_clock: bool,
+        dispatcher: Dispatcher,
+        own_dispatcher: bool,
+    ) -> None:
+        self.driver = driver
+        self.timer = timer
+        self.clock = clock
+        self.dispatcher = dispatcher
+        self._stopped = stopped
+        self._own_clock = own_clock
+        self._own_dispatcher = own_dispatcher
+        self._stop_lock = threading.Lock()
+        self._closed = False
+
+    def status(self, timeout: float = DEFAULT_STATUS_TIMEOUT_S) -> DriverStatus:
+        """Ask the DriverActor for a snapshot (raises ``pykka.Timeout`` or ``ActorDeadError``)."""
+        result: DriverStatus = self.driver.ask(StatusQuery(), timeout=timeout)
+        return result
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """True once the driver reached Stopped (ShmDriverShutdown is on the outbox)."""
+        return self._stopped.wait(timeout)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def stop(self) -> None:
+        """Stop the timer, the driver and its children; shut down what the system created."""
+        with self._stop_lock:
+            if self._closed:
+                return
+            self._closed = True
+        for ref in (self.timer, self.driver):
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.stop(block=True, timeout=_START_TIMEOUT_S)
+        if self._own_dispatcher:
+            self.dispatcher.shutdown(timeout=_START_TIMEOUT_S)
+        if self._own_clock:
+            self.clock.close()
+
+    def __enter__(self) -> DriverSystem:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def _lease_class(dispatcher: Dispatcher) -> type[LeaseActor]:
+    """A LeaseActor subclass bound to this system's dispatcher (``dispatcher`` is per class)."""
+    return type("LeaseActor", (LeaseActor,), {"dispatcher": dispatcher})
+
+
+def _hugepages_capable(config: DriverConfig) -> bool:
+    try:
+        return is_hugetlbfs(config.shm.base_dir)
+    except OSError:
+        return False
+
+
+def start_driver_system(
+    config: DriverConfig,
+    *,
+    outbox: Outbox,
+    clock: Clock | None = None,
+    events: EventSink | None = None,
+    dispatcher: Dispatcher | None = None,
+    provisioner: Provisioner | None = None,
+) -> DriverSystem:
+    """Start the driver actor tree and return once it is Running with its timers armed."""
+    own_clock = clock is None
+    the_clock: Clock = MonotonicClock() if clock is None else clock
+    own_dispatcher = dispatcher is None
+    pool = Dispatcher(workers=2, name="lease") if dispatcher is None else dispatcher
+    stopped = threading.Event()
+    policies = config.policies
+    driver = DriverActor.start(
+        config,
+        outbox=outbox,
+        clock=the_clock,
+        events=events,
+        provisioner=provisioner,
+        lease_actor_class=_lease_class(pool),
+        hugepages_capable=_hugepages_capable(config),
+        stopped=stopped,
+    )
+    try:
+        lease_check_ms = min(MAX_LEASE_CHECK_PERIOD_MS, policies.lease_keepalive_interval_ms)
+        timer = TimerActor.start(
+            the_clock,
+            driver,
+            policies.announce_period_ms * NS_PER_MS,
+            max(lease_check_ms, 1) * NS_PER_MS,
+        )
+    except BaseException:
+        driver.stop()
+        raise
+    system = DriverSystem(
+        driver=driver,
+        timer=timer,
+        stopped=stopped,
+        clock=the_clock,
+        own_clock=own_clock,
+        dispatcher=pool,
+        own_dispatcher=own_dispatcher,
+    )
+    try:
+        driver.tell(UseTimer(timer))
+        timer.proxy().actor_urn.get(timeout=_START_TIMEOUT_S)  # its on_start armed the timers
+        system.status(timeout=_START_TIMEOUT_S)  # the driver's on_start ran: Running
+    except BaseException:
+        system.stop()
+        raise
+    return system

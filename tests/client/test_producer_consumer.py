@@ -1,0 +1,210 @@
+# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
+"""Producer and Consumer over regions provisioned by shm/, granted by the fake driver peer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+
+from client import Consumer, DriverClient, FrameOverwritten, Producer
+from messages import (
+    ResponseCode,
+    SbeMessage,
+    ShmAttachRequest,
+    ShmDetachRequest,
+    ShmDetachResponse,
+)
+from shm import ExpectedRegion, RegionType, open_region
+from tests.client.fakes import FakeDriver, announce_of, ok_response, provision
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from shm import ProvisionedEpoch
+
+REPO = Path(__file__).resolve().parents[2]
+STREAM = 10000
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    path = tmp_path / "shm"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def epoch1(base: Path) -> ProvisionedEpoch:
+    return provision(base, STREAM, 1000)
+
+
+@pytest.fixture
+def granting(fake_driver: FakeDriver, epoch1: ProvisionedEpoch) -> FakeDriver:
+    def respond(msg: SbeMessage) -> list[SbeMessage | bytes]:
+        if isinstance(msg, ShmAttachRequest):
+            return [ok_response(msg, epoch1)]
+        if isinstance(msg, ShmDetachRequest):
+            return [ShmDetachResponse(correlation_id=msg.correlation_id, code=ResponseCode.OK)]
+        return []
+
+    fake_driver.responder = respond
+    return fake_driver
+
+
+@pytest.fixture
+def producer(granting: FakeDriver, make_client: Callable[..., DriverClient],
+             base: Path) -> Iterator[Producer]:
+    with Producer(make_client(), STREAM, allowed_base_dirs=(base,),
+                  activity_period_ms=50) as prod:
+        yield prod
+
+
+@pytest.fixture
+def consumer(granting: FakeDriver, make_client: Callable[..., DriverClient],
+             base: Path) -> Iterator[Consumer]:
+    with Consumer(make_client(), STREAM, allowed_base_dirs=(base,)) as cons:
+        yield cons
+
+
+def wait_connected(producer: Producer, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not producer.descriptor_connected():
+        assert time.monotonic() < deadline, "descriptor subscriber never connected"
+
+
+ARRAYS: list[Any] = [
+    np.arange(6, dtype=np.float64).reshape(2, 3),
+    np.asfortranarray(np.arange(12, dtype=np.int16).reshape(3, 4)),
+    np.arange(10, dtype=np.uint8),
+    np.array([[True, False], [False, True]]),
+    np.arange(40, dtype=np.float32).reshape(5, 8)[:, ::2],  # not contiguous: compacted
+    np.arange(24, dtype=np.int64).reshape(2, 3, 4),
+    np.arange(300, dtype=np.uint32),                         # 1200 bytes: the 4096 pool
+]
+
+
+def expected_layout(array: Any) -> tuple[str, list[int], list[int], Any]:
+    written = array if (array.flags.c_contiguous or array.flags.f_contiguous) else (
+        np.ascontiguousarray(array))
+    return written.dtype.str, list(written.shape), list(written.strides), written.tolist()
+
+
+@pytest.mark.slow
+def test_frames_written_here_are_read_intact_by_a_consumer_process(
+    granting: FakeDriver, producer: Producer, aeron_dir: str, base: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("consumer_proc.py")), aeron_dir,
+         str(base), str(STREAM), str(len(ARRAYS))],
+        stdout=subprocess.PIPE, text=True, cwd=REPO, env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        wait_connected(producer)
+        seqs = [producer.offer(a, meta_version=3) for a in ARRAYS]
+        lines = [json.loads(proc.stdout.readline()) for _ in ARRAYS]
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert [line["seq"] for line in lines] == seqs == list(range(len(ARRAYS)))
+    for line, array in zip(lines, ARRAYS, strict=True):
+        dtype, shape, strides, values = expected_layout(array)
+        assert (line["dtype"], line["shape"], line["strides"]) == (dtype, shape, strides)
+        assert line["values"] == values
+        assert (line["epoch"], line["meta_version"]) == (1000, 3)
+    assert producer.descriptors_not_sent == 0
+
+
+def test_a_zero_copy_frame_reports_being_overwritten(
+    producer: Producer, consumer: Consumer
+) -> None:
+    wait_connected(producer)
+    producer.offer(np.arange(4, dtype=np.int32))
+    frame = consumer.poll(timeout=5.0)
+    assert frame is not None
+    assert frame.intact()
+    assert not frame.array.flags.writeable
+    assert frame.copy().tolist() == [0, 1, 2, 3]
+    for i in range(8):  # 8 slots: seq 8 reuses slot 0
+        producer.offer(np.full(4, i, dtype=np.int32))
+    assert not frame.intact()
+    with pytest.raises(FrameOverwritten):
+        frame.copy()
+
+
+def test_a_slow_consumer_drops_overwritten_frames_and_reads_the_rest(
+    producer: Producer, consumer: Consumer
+) -> None:
+    wait_connected(producer)
+    for i in range(20):
+        producer.offer(np.array([i], dtype=np.int64))
+    accepted: list[int] = []
+    while not accepted or accepted[-1] != 19:
+        frame = consumer.poll(timeout=5.0)
+        assert frame is not None
+        accepted.append(frame.seq)
+        assert frame.copy().tolist() == [frame.seq]
+    assert accepted == list(range(12, 20))
+    assert consumer.drops["other_seq"] == 12
+
+
+def test_a_higher_epoch_announce_makes_the_consumer_remap(
+    granting: FakeDriver, producer: Producer, consumer: Consumer, base: Path,
+) -> None:
+    assert consumer.epoch == 1000
+    epoch2 = provision(base, STREAM, 2000)
+    granting.send(announce_of(epoch2), announce=True)
+    consumer._client.wait_for_announce(STREAM, min_epoch=2000)
+    wait_connected(producer)
+    producer.offer(np.zeros(3))  # a descriptor of the old epoch: dropped after the remap
+    assert consumer.poll(timeout=0.5) is None
+    assert consumer.epoch == 2000
+    assert consumer.drops["epoch"] == 1
+
+
+def test_producer_picks_the_smallest_pool_that_fits_and_refuses_oversize(
+    producer: Producer, consumer: Consumer
+) -> None:
+    wait_connected(producer)
+    producer.offer(np.zeros(32, dtype=np.uint8))
+    producer.offer(np.zeros(257, dtype=np.uint8))
+    pools = []
+    for _ in range(2):
+        frame = consumer.poll(timeout=5.0)
+        assert frame is not None
+        pools.append(frame.pool_id)
+    assert pools == [1, 2]
+    with pytest.raises(ValueError, match="exceeds the largest pool stride 4096"):
+        producer.offer(np.zeros(4097, dtype=np.uint8))
+
+
+def test_producer_refreshes_activity_and_detaches_on_close(
+    granting: FakeDriver, make_client: Callable[..., DriverClient], base: Path,
+    epoch1: ProvisionedEpoch,
+) -> None:
+    client = make_client()
+    provisioned_at = time.monotonic_ns()
+    producer = Producer(client, STREAM, allowed_base_dirs=(base,))
+    client.aeron.call(lambda _a: None)  # a full loop turn: the first refresh has run
+    expected = ExpectedRegion(region_type=RegionType.HEADER_RING, stream_id=STREAM,
+                              epoch=1000, nslots=8, activity_window_ns=None)
+    with open_region(epoch1.header_uri, expected, allowed_base_dirs=(base,)) as region:
+        assert region.superblock.activity_timestamp_ns > provisioned_at
+    producer.close()
+    granting.wait_for(lambda r: any(isinstance(m, ShmDetachRequest) for m in r))
+    (detach,) = granting.of_type(ShmDetachRequest)
+    assert detach.lease_id == producer.lease.lease_id

@@ -1,0 +1,201 @@
+# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
+"""Driver processes for end-to-end tests: real ``python launcher.py`` subprocesses.
+
+Every process a test starts is killed by the fixture, even when the test fails, and every
+directory it made (SHM base, admin run dir, Aeron dir) is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .rawclient import RawClient
+
+REPO = Path(__file__).resolve().parents[2]
+CHANNEL = "aeron:ipc?term-length=1m"
+CONTROL_STREAM = 1000
+TOKEN = "s3cret"
+KEEPALIVE_MS = 200
+
+CONFIG_TEMPLATE = """\
+[driver]
+instance_id = "itest"
+control_channel = "{channel}"
+control_stream_id = {control}
+announce_channel = "{channel}"
+announce_stream_id = {announce}
+qos_channel = "{channel}"
+qos_stream_id = 1200
+stream_id_range = "20000-20099"
+
+[shm]
+base_dir = "{base_dir}"
+namespace = "itest"
+
+[policies]
+allow_dynamic_streams = true
+default_profile = "small"
+announce_period_ms = 200
+lease_keepalive_interval_ms = {keepalive}
+lease_expiry_grace_intervals = 3
+shutdown_timeout_ms = 300
+shutdown_token = "{token}"
+
+[profiles.small]
+header_nslots = 64
+payload_pools = [ {{ pool_id = 1, stride_bytes = 1024 }}, {{ pool_id = 2, stride_bytes = 4096 }} ]
+
+[streams.cam]
+stream_id = 10000
+profile = "small"
+
+[admin]
+enabled = true
+run_dir = "{run_dir}"
+"""
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIVER_", "TP_", "AERON_"))}
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+@dataclass
+class DriverProc:
+    root: Path
+    config_path: Path
+    announce_stream: int
+    proc: subprocess.Popen[str] | None = None
+    lines: list[str] = field(default_factory=list)
+    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    @property
+    def aeron_dir(self) -> str:
+        return str(self.root / "aeron")
+
+    @property
+    def base_dir(self) -> Path:
+        return self.root / "shm"
+
+    @property
+    def ns_dir(self) -> Path:
+        return next(self.base_dir.glob("tensorpool-*")) / "itest"
+
+    def start(self, *extra: str, wait_ready: bool = True) -> DriverProc:
+        self.lines.clear()
+        self._queue = queue.Queue()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "launcher.py"), "--config", str(self.config_path),
+             "--aeron-dir", self.aeron_dir, *extra],
+            cwd=REPO, env=child_env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        threading.Thread(target=self._read, args=(self.proc, self._queue), daemon=True).start()
+        if wait_ready:
+            self.wait_line(lambda line: "running:" in line)
+        return self
+
+    @staticmethod
+    def _read(proc: subprocess.Popen[str], q: queue.Queue[str | None]) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            q.put(line.rstrip("\n"))
+        q.put(None)
+
+    def wait_line(self, predicate: Callable[[str], bool], timeout: float = 30.0) -> str:
+        for line in self.lines:
+            if predicate(line):
+                return line
+        while True:
+            try:
+                line = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"driver log line not seen; log: {self.lines}") from None
+            if line is None:
+                raise AssertionError(f"driver exited early ({self.proc and self.proc.poll()}); "
+                                     f"log: {self.lines}")
+            self.lines.append(line)
+            if predicate(line):
+                return line
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        code = self.proc.wait(timeout)
+        while (line := self._queue.get(timeout=timeout)) is not None:
+            self.lines.append(line)
+        return code
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(30)
+
+    def client(self) -> RawClient:
+        return RawClient(self.aeron_dir, CHANNEL, CONTROL_STREAM, self.announce_stream)
+
+
+def write_config(root: Path, *, announce_stream: int = CONTROL_STREAM) -> Path:
+    path = root / "driver.toml"
+    path.write_text(CONFIG_TEMPLATE.format(
+        channel=CHANNEL, control=CONTROL_STREAM, announce=announce_stream,
+        base_dir=root / "shm", run_dir=root / "run", keepalive=KEEPALIVE_MS, token=TOKEN,
+    ))
+    return path
+
+
+@pytest.fixture
+def driver_factory(tmp_path: Path) -> Iterator[Callable[..., DriverProc]]:
+    """Make (not start) driver processes sharing one set of directories under tmp_path."""
+    made: list[DriverProc] = []
+    clients: list[RawClient] = []
+
+    def make(*, announce_stream: int = CONTROL_STREAM) -> DriverProc:
+        config = write_config(tmp_path, announce_stream=announce_stream)
+        drv = DriverProc(tmp_path, config, announce_stream)
+        made.append(drv)
+        return drv
+
+    make.clients = clients  # type: ignore[attr-defined]
+    try:
+        yield make
+    finally:
+        for c in clients:
+            c.close()
+        for drv in made:
+            if drv.proc is not None and drv.proc.poll() is None:
+                drv.proc.send_signal(signal.SIGKILL)
+            drv.kill()
+        for sub in ("shm", "run", "aeron"):
+            shutil.rmtree(tmp_path / sub, ignore_errors=True)
+
+
+@pytest.fixture
+def driver(driver_factory: Callable[..., DriverProc]) -> DriverProc:
+    return driver_factory().start()
+
+
+@pytest.fixture
+def client_of(driver_factory: Callable[..., DriverProc]) -> Callable[[DriverProc], RawClient]:
+    def make(drv: DriverProc) -> RawClient:
+        c = drv.client()
+        driver_factory.clients.append(c)  # type: ignore[attr-defined]
+        return c
+
+    return make

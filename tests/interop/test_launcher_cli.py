@@ -1,0 +1,64 @@
+# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
+"""The launcher as a command: help, bad configuration, one driver per namespace."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, child_env, write_config
+
+pytestmark = pytest.mark.slow
+
+
+def run_launcher(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "launcher.py"), *args],
+        cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def test_help_explains_defaults_aeron_dir_environment_and_exit_codes():
+    result = run_launcher("--help")
+    assert result.returncode == 0
+    text = result.stdout
+    for needle in ("--config", "--aeron-dir", "--log-level", "status", "events",
+                   "DRIVER_CONTROL_STREAM_ID", "AERON_DIR", "TP_CONTROL_CHANNEL",
+                   "exit codes", "driver.lock", "stream 1000"):
+        assert needle in text, needle
+
+
+def test_bad_config_names_the_key_exits_2_and_creates_nothing(tmp_path: Path):
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace("control_stream_id = 1000",
+                                                 'control_stream_id = "abc"'))
+    result = run_launcher("--config", str(config), "--aeron-dir", str(tmp_path / "aeron"))
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "driver.control_stream_id" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["driver.toml"]
+
+
+def test_missing_config_file_exits_2(tmp_path: Path):
+    result = run_launcher("--config", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2
+    assert "nope.toml" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_second_driver_on_the_same_namespace_refuses_to_start(driver_factory, client_of):
+    first = driver_factory().start()
+    assert first.proc is not None
+    second = driver_factory().start(wait_ready=False)
+    assert second.wait_exit() == 1
+    assert any(f"pid {first.proc.pid}" in line for line in second.lines), second.lines
+    assert first.proc.poll() is None
+    client = client_of(first)  # the first one still answers
+    from messages import ResponseCode, Role
+
+    _, resp = client.attach(client_id=41, role=Role.CONSUMER)
+    assert resp.code == ResponseCode.OK
