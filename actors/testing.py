@@ -9,9 +9,13 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from config.loader import parse_config
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
+
+    from config.model import DriverConfig
     from messages.events import DriverEvent
     from messages.sbe import SbeMessage
 
@@ -71,3 +75,57 @@ class RecordingEventSink(_Recorder["DriverEvent"]):
 
     def kinds(self) -> list[str]:
         return [e.kind for e in self._snapshot()]
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def small_config(
+    base_dir: Path,
+    *,
+    driver: Mapping[str, object] | None = None,
+    policies: Mapping[str, object] | None = None,
+    shm: Mapping[str, object] | None = None,
+) -> DriverConfig:
+    """A tiny configuration rooted at ``base_dir`` for tests and benchmarks.
+
+    Static stream 10000 (profile ``tiny``: 8 header slots, pools 1 x 64 B and 2 x 128 B),
+    dynamic streams allowed in 20000-20009, per-consumer ranges 31000-31001 / 32000-32001,
+    no prefault; ``driver``/``policies``/``shm`` override single keys. Environment overrides
+    are not applied, so the host's variables never change a test.
+    """
+    tables: dict[str, dict[str, object]] = {
+        "driver": {
+            "stream_id_range": "20000-20009",
+            "descriptor_stream_id_range": "31000-31001",
+            "control_stream_id_range": "32000-32001",
+            **(driver or {}),
+        },
+        "shm": {"base_dir": str(base_dir), **(shm or {})},
+        "policies": {
+            "allow_dynamic_streams": True,
+            "default_profile": "tiny",
+            "prefault_shm": False,
+            **(policies or {}),
+        },
+    }
+    lines: list[str] = []
+    for name, values in tables.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+    lines += [
+        "[profiles.tiny]",
+        "header_nslots = 8",
+        "payload_pools = [{ pool_id = 1, stride_bytes = 64 }, { pool_id = 2, stride_bytes = 128 }]",
+        "[streams.main]",
+        "stream_id = 10000",
+        'profile = "tiny"',
+        "[admin]",
+        "enabled = false",
+    ]
+    return parse_config("\n".join(lines) + "\n", source="<small_config>", env={})

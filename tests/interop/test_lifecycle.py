@@ -55,15 +55,15 @@ def validate_regions(msg: ShmAttachResponse | ShmPoolAnnounce, base: Path) -> No
     allowed = (base.resolve(),)
     header = open_region(
         msg.header_region_uri,
-        ExpectedRegion(RegionType.HEADER_RING, msg.stream_id, msg.epoch, 64,
-                       activity_window_ns=None),
+        ExpectedRegion(region_type=RegionType.HEADER_RING, stream_id=msg.stream_id,
+                       epoch=msg.epoch, nslots=64, activity_window_ns=None),
         allowed_base_dirs=allowed)
     header.close()
     for pool in msg.payload_pools:
         region = open_region(
             pool.region_uri,
-            ExpectedRegion(RegionType.PAYLOAD_POOL, msg.stream_id, msg.epoch, 64,
-                           pool_id=pool.pool_id, stride_bytes=pool.stride_bytes,
+            ExpectedRegion(region_type=RegionType.PAYLOAD_POOL, stream_id=msg.stream_id,
+                           epoch=msg.epoch, nslots=64, pool_id=pool.pool_id, stride_bytes=pool.stride_bytes,
                            activity_window_ns=None),
             allowed_base_dirs=allowed)
         region.close()
