@@ -172,8 +172,10 @@ def _lookup_stream(
     return stream_id, policies.default_profile, True
 
 
-def decide_attach(req: ShmAttachRequest, ctx: AttachContext, now_ns: int) -> Reject | AttachPlan:
-    """Run checks 0-11 of §3 in order; the first failure is the answer."""
+def _check_request(
+    req: ShmAttachRequest, ctx: AttachContext
+) -> Reject | tuple[Role, PublishMode, HugepagesPolicy]:
+    """Checks 0-6: the request itself and the driver's state, before any stream lookup."""
     if ctx.draining:
         return Reject(ResponseCode.REJECTED, TEXT_DRAINING)
     if req.role not in (Role.PRODUCER, Role.CONSUMER):
@@ -190,11 +192,19 @@ def decide_attach(req: ShmAttachRequest, ctx: AttachContext, now_ns: int) -> Rej
         HugepagesPolicy.HUGEPAGES,
     ):
         return Reject(ResponseCode.INVALID_PARAMS, TEXT_HUGEPAGES_POLICY)
-    policy = HugepagesPolicy(req.require_hugepages)
     if req.client_id in ctx.clients_in_use:
         return Reject(ResponseCode.REJECTED, TEXT_CLIENT_ATTACHED)
     if req.expected_layout_version not in (0, LAYOUT_VERSION):
         return Reject(ResponseCode.REJECTED, TEXT_LAYOUT)
+    return role, mode, HugepagesPolicy(req.require_hugepages)
+
+
+def decide_attach(req: ShmAttachRequest, ctx: AttachContext, now_ns: int) -> Reject | AttachPlan:
+    """Run checks 0-11 of §3 in order; the first failure is the answer."""
+    checked = _check_request(req, ctx)
+    if isinstance(checked, Reject):
+        return checked
+    role, mode, policy = checked
     found = _lookup_stream(req, mode, ctx)
     if isinstance(found, Reject):
         return found

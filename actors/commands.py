@@ -8,7 +8,7 @@ and reports past tense.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pykka import ActorRef
@@ -170,4 +170,4 @@ class ChildFailed:
 class UseTimer:
     """Wiring: the TimerActor that takes ``ArmShutdownTimer`` (told once by the system)."""
 
-    timer: ActorRef[object]
+    timer: ActorRef[Any]

@@ -157,7 +157,7 @@ class DriverActor(pykka.ThreadingActor):
                 logger.exception("driver failed performing %r; continuing", effect)
                 self._model.count(COUNTER_DRIVER_ERRORS)
 
-    def _perform_one(self, effect: object) -> None:  # noqa: C901 - one case per effect type
+    def _perform_one(self, effect: object) -> None:  # noqa: C901, PLR0912 - one case per effect
         match effect:
             case Send(message):
                 self._outbox.send(message)

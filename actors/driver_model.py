@@ -176,8 +176,8 @@ class DriverModel(HsmModel):
     def send(self, message: SbeMessage) -> None:
         self.emit(Send(message))
 
-    def event(self, kind: str, **fields: EventValue) -> None:
-        self.emit(Emit(DriverEvent(kind, self.now_ns, MappingProxyType(fields))))
+    def event(self, event_kind: str, /, **fields: EventValue) -> None:
+        self.emit(Emit(DriverEvent(event_kind, self.now_ns, MappingProxyType(fields))))
 
     def counters_snapshot(self) -> MappingProxyType[str, int]:
         return MappingProxyType(dict(self.counters))

@@ -73,9 +73,9 @@ class LeaseActor(PooledActor):
 
     def on_failure(
         self,
-        exception_type: type[BaseException] | None,
+        _exception_type: type[BaseException] | None,
         exception_value: BaseException | None,
-        traceback: TracebackType | None,
+        _traceback: TracebackType | None,
     ) -> None:
         self._driver.tell(
             ChildFailed(

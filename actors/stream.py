@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 
 type Provisioner = Callable[[ProvisionRequest], ProvisionedEpoch]
 
+_COMMANDS = (ProducerAttach, ConsumerAttach, ProducerLeaseLost, Reprovision)
+
 logger = logging.getLogger(__name__)
 
 
@@ -99,7 +101,8 @@ class StreamActor(pykka.ThreadingActor):
         self._provisioner = provisioner
         self._gc_on_start = gc_on_start
         self._current: ProvisionedEpoch | None = None
-        self._hsm = Hsm(STREAM_MACHINE, StreamModel(stream_id=stream_id, profile=profile, info=info))
+        model = StreamModel(stream_id=stream_id, profile=profile, info=info)
+        self._hsm = Hsm(STREAM_MACHINE, model)
         self._dir: Path = stream_dir(config.shm.base_dir, config.shm.namespace, stream_id)
 
     def on_start(self) -> None:
@@ -107,12 +110,13 @@ class StreamActor(pykka.ThreadingActor):
         if self._hsm.model.info is not None:
             self._hsm.dispatch(Restored())
         if self._gc_on_start:
-            self._collect(self._hsm.model.epoch, frozenset(), self._config.policies.epoch_gc_min_age_ns)
+            min_age_ns = self._config.policies.epoch_gc_min_age_ns
+            self._collect(self._hsm.model.epoch, frozenset(), min_age_ns)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CleanupEpoch):
             return self._cleanup()
-        if not isinstance(message, ProducerAttach | ConsumerAttach | ProducerLeaseLost | Reprovision):
+        if not isinstance(message, _COMMANDS):
             raise TypeError(f"StreamActor cannot handle {message!r}")
         self._run(self._hsm.dispatch(message))
         return None
@@ -159,7 +163,9 @@ class StreamActor(pykka.ThreadingActor):
             else:
                 provisioned = self._provisioner(request)
         except (ShmError, OSError) as exc:
-            logger.warning("stream %d: provisioning epoch %d failed: %s", model.stream_id, epoch, exc)
+            logger.warning(
+                "stream %d: provisioning epoch %d failed: %s", model.stream_id, epoch, exc
+            )
             return ProvisioningFailed(effect.cause, str(exc))
         if self._current is not None:
             self._current.release()
@@ -208,9 +214,9 @@ class StreamActor(pykka.ThreadingActor):
 
     def on_failure(
         self,
-        exception_type: type[BaseException] | None,
+        _exception_type: type[BaseException] | None,
         exception_value: BaseException | None,
-        traceback: TracebackType | None,
+        _traceback: TracebackType | None,
     ) -> None:
         self._driver.tell(
             ChildFailed(

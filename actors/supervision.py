@@ -60,7 +60,7 @@ class RestartIntensity:
         return len(self._failures)
 
     def record(self, now_ns: int) -> bool:
-        """Note one failure at ``now_ns``; True once ``max_failures`` fall in the window (escalate)."""
+        """Note one failure at ``now_ns``; True once ``max_failures`` are in the window."""
         failures = self._failures
         failures.append(now_ns)
         while failures and failures[0] <= now_ns - self.window_ns:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import pykka
 
@@ -65,7 +65,9 @@ class DriverSystem:
 
     def status(self, timeout: float = DEFAULT_STATUS_TIMEOUT_S) -> DriverStatus:
         """Ask the DriverActor for a snapshot (raises ``pykka.Timeout`` or ``ActorDeadError``)."""
-        result: DriverStatus = self.driver.ask(StatusQuery(), timeout=timeout)
+        result = self.driver.ask(StatusQuery(), timeout=timeout)
+        if not isinstance(result, DriverStatus):
+            raise TypeError(f"status query answered {result!r}")
         return result
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
@@ -90,7 +92,7 @@ class DriverSystem:
         if self._own_clock:
             self.clock.close()
 
-    def __enter__(self) -> DriverSystem:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:

@@ -1,0 +1,101 @@
+# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
+"""Ending and restarting a driver process: shutdown request, SIGTERM, restart, stale dirs."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from messages import (
+    ResponseCode,
+    Role,
+    ShmDriverShutdown,
+    ShmDriverShutdownRequest,
+    ShutdownReason,
+)
+
+from .conftest import TOKEN
+
+pytestmark = pytest.mark.slow
+
+
+def shutdown_request(token: str, cid: int = 77) -> ShmDriverShutdownRequest:
+    return ShmDriverShutdownRequest(correlation_id=cid, reason=ShutdownReason.ADMIN,
+                                    token=token, error_message="maintenance")
+
+
+def test_shutdown_request_with_wrong_token_is_ignored_and_right_token_stops(driver, client_of):
+    client = client_of(driver)
+    client.send(shutdown_request("wrong"))
+    client.send(shutdown_request(""))
+    _, resp = client.attach(client_id=501, role=Role.CONSUMER)  # still running, still serving
+    assert resp.code == ResponseCode.OK
+    assert not [m for m in client.seen if isinstance(m, ShmDriverShutdown)]
+
+    client.send(shutdown_request(TOKEN))
+    _, rejected = client.attach(client_id=502, role=Role.CONSUMER)  # draining now
+    assert rejected.code == ResponseCode.REJECTED
+    assert rejected.error_message == "driver draining"
+    _, final = client.wait_for(lambda m: isinstance(m, ShmDriverShutdown))
+    assert final.reason == ShutdownReason.ADMIN
+    assert final.error_message == "maintenance"
+    assert driver.wait_exit() == 0
+
+
+def test_sigterm_publishes_shutdown_exits_0_and_leaves_nothing(driver, client_of):
+    client = client_of(driver)
+    _, resp = client.attach(client_id=601, role=Role.PRODUCER)
+    assert resp.code == ResponseCode.OK
+    lock = driver.ns_dir / "driver.lock"
+    assert lock.exists()
+    driver.signal(signal.SIGTERM)
+    _, final = client.wait_for(lambda m: isinstance(m, ShmDriverShutdown))
+    assert final.reason == ShutdownReason.NORMAL
+    assert driver.wait_exit() == 0
+    assert not lock.exists()
+    assert not Path(driver.aeron_dir).exists()  # the embedded media driver removed its dir
+    assert any("stopped" in line for line in driver.lines)
+
+
+def test_second_signal_skips_the_drain(driver, client_of):
+    client = client_of(driver)
+    driver.signal(signal.SIGINT)
+    driver.wait_line(lambda line: "shutdown requested" in line)
+    driver.signal(signal.SIGINT)
+    _, final = client.wait_for(lambda m: isinstance(m, ShmDriverShutdown))
+    assert final.reason == ShutdownReason.NORMAL
+    assert driver.wait_exit() == 0
+    assert any("skipping the drain" in line for line in driver.lines)
+
+
+def test_restart_gives_strictly_larger_epochs(driver_factory, client_of):
+    first = driver_factory().start()
+    client = client_of(first)
+    _, p1 = client.attach(client_id=701, role=Role.PRODUCER)
+    assert p1.code == ResponseCode.OK and p1.epoch is not None
+    first.signal(signal.SIGTERM)
+    assert first.wait_exit() == 0
+    client.close()
+    driver_factory.clients.remove(client)
+
+    second = driver_factory().start()
+    client = client_of(second)
+    _, p2 = client.attach(client_id=701, role=Role.PRODUCER)
+    assert p2.code == ResponseCode.OK and p2.epoch is not None
+    assert p2.epoch > p1.epoch
+    assert p2.lease_id != p1.lease_id
+
+
+def test_restart_after_kill_9_replaces_the_stale_aeron_dir(driver_factory, client_of):
+    first = driver_factory().start()
+    first.kill()  # SIGKILL: cnc.dat, the lock file and the SHM files stay behind
+    assert Path(first.aeron_dir, "cnc.dat").exists()
+    second = driver_factory().start()
+    assert any("embedded" in line for line in second.lines)
+    client = client_of(second)
+    _, resp = client.attach(client_id=801, role=Role.PRODUCER)
+    assert resp.code == ResponseCode.OK
+    second.signal(signal.SIGTERM)
+    assert second.wait_exit() == 0
