@@ -282,6 +282,9 @@ class _DriverRun:
                     gateway.fatal_reason,
                 )
                 return EXIT_FAILURE
+            if not system.driver.is_alive() and not system.wait_stopped(0):
+                log.critical("the DriverActor died without stopping cleanly; exiting")
+                return EXIT_FAILURE
             stop = 1 if self.stop_event is not None and self.stop_event.is_set() else 0
             wanted = min(2, self.signals.count + stop)
             if wanted > requested:
@@ -308,9 +311,7 @@ def _start_admin(config: DriverConfig, info: Any) -> Any:
         return EXIT_FAILURE
 
 
-def _startup_line(
-    config: DriverConfig, media: MediaDriverHandle, ns_dir: Path, admin: Any
-) -> str:
+def _startup_line(config: DriverConfig, media: MediaDriverHandle, ns_dir: Path, admin: Any) -> str:
     d = config.driver
     endpoints = ", ".join(admin.endpoints) if admin is not None else "disabled"
     return (

@@ -172,7 +172,7 @@ def _lookup_stream(
     return stream_id, policies.default_profile, True
 
 
-def _check_request(
+def _check_request(  # noqa: PLR0911 - one return per check of the spec table
     req: ShmAttachRequest, ctx: AttachContext
 ) -> Reject | tuple[Role, PublishMode, HugepagesPolicy]:
     """Checks 0-6: the request itself and the driver's state, before any stream lookup."""
@@ -199,7 +199,9 @@ def _check_request(
     return role, mode, HugepagesPolicy(req.require_hugepages)
 
 
-def decide_attach(req: ShmAttachRequest, ctx: AttachContext, now_ns: int) -> Reject | AttachPlan:
+def decide_attach(  # noqa: PLR0911 - one return per check of the spec table
+    req: ShmAttachRequest, ctx: AttachContext, now_ns: int
+) -> Reject | AttachPlan:
     """Run checks 0-11 of §3 in order; the first failure is the answer."""
     checked = _check_request(req, ctx)
     if isinstance(checked, Reject):

@@ -96,8 +96,10 @@ def on_hello(m: DriverModel, hello: ConsumerHello) -> Outcome:
     record = m.leases.by_client(hello.consumer_id)
     if record is None or record.role != Role.CONSUMER or record.stream_id != hello.stream_id:
         return HANDLED
-    answer = DECLINED if verdict == HelloVerdict.INVALID else (
-        m.consumer_streams.answer(hello.consumer_id, req)
+    answer = (
+        DECLINED
+        if verdict == HelloVerdict.INVALID
+        else (m.consumer_streams.answer(hello.consumer_id, req))
     )
     m.send(
         ConsumerConfig(
@@ -153,9 +155,7 @@ def _draining_shutdown_requested(m: DriverModel, ev: ShutdownRequested) -> Outco
 
 def _enter_draining(m: DriverModel) -> None:
     m.draining = True
-    m.event(
-        EVENT_DRAINING, reason=m.shutdown_reason.name, error_message=m.shutdown_message
-    )
+    m.event(EVENT_DRAINING, reason=m.shutdown_reason.name, error_message=m.shutdown_message)
     for entry in m.provisioned_streams():
         m.announce(entry, report=False)
     if m.skip_drain:

@@ -84,8 +84,10 @@ class StreamEntry:
 
     @property
     def producer_busy(self) -> bool:
-        return self.producer_lease_id is not None or self.pending_producer is not None or (
-            self.settling
+        return (
+            self.producer_lease_id is not None
+            or self.pending_producer is not None
+            or (self.settling)
         )
 
     @property
@@ -191,9 +193,7 @@ class DriverModel(HsmModel):
         self.send(ShmAttachResponse(correlation_id=correlation_id, code=code, error_message=text))
         self.count(f"{COUNTER_ATTACH_REJECTED}.{code.name}")
         self.count(f"{COUNTER_ATTACH_REJECTED_REASON}.{text}")
-        self.event(
-            EVENT_ATTACH_REJECTED, correlation_id=correlation_id, code=code.name, error=text
-        )
+        self.event(EVENT_ATTACH_REJECTED, correlation_id=correlation_id, code=code.name, error=text)
 
     def producer_client_id(self, entry: StreamEntry) -> int:
         if entry.producer_lease_id is None:

@@ -309,9 +309,7 @@ class ControlGateway:
             self._dispatch(bytes(buf))
         except Exception as exc:
             self._counters.inc(COUNTER_HANDLER_ERRORS)
-            self._rate_log.log(
-                logging.ERROR, "handler", "control fragment handler failed: %r", exc
-            )
+            self._rate_log.log(logging.ERROR, "handler", "control fragment handler failed: %r", exc)
 
     def _dispatch(self, data: bytes) -> None:
         if len(data) >= _HEADER.size:

@@ -118,7 +118,5 @@ def open_media_driver(aeron_dir: str) -> MediaDriverHandle:
         )
     except pyaeron.AeronError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        raise MediaDriverError(
-            f"cannot start a media driver in {aeron_dir}: {first_line}"
-        ) from exc
+        raise MediaDriverError(f"cannot start a media driver in {aeron_dir}: {first_line}") from exc
     return MediaDriverHandle(aeron_dir, embedded=True, _driver=driver)

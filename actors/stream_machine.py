@@ -106,8 +106,11 @@ def _on_provisioned(m: StreamModel, ev: Provisioned) -> Outcome:
     m.info = ev.info
     cause = ev.cause
     if isinstance(cause, ProducerAttach | ConsumerAttach):
-        m.emit(Reply(StreamReady(stream_id=m.stream_id, info=ev.info, attach=cause.attach,
-                                 bumped=True)))
+        m.emit(
+            Reply(
+                StreamReady(stream_id=m.stream_id, info=ev.info, attach=cause.attach, bumped=True)
+            )
+        )
         if cause.attach.role == Role.PRODUCER:
             m.producer_lease_id = cause.attach.lease_id
     else:
@@ -120,8 +123,7 @@ def _on_provisioned(m: StreamModel, ev: Provisioned) -> Outcome:
 def _on_failed(m: StreamModel, ev: ProvisioningFailed) -> Outcome:
     cause = ev.cause
     if isinstance(cause, ProducerAttach | ConsumerAttach):
-        m.emit(Reply(ProvisionFailed(stream_id=m.stream_id, detail=ev.detail,
-                                     attach=cause.attach)))
+        m.emit(Reply(ProvisionFailed(stream_id=m.stream_id, detail=ev.detail, attach=cause.attach)))
         return HANDLED
     if isinstance(cause, Reprovision) or cause.lease_id == m.producer_lease_id:
         m.producer_lease_id = None

@@ -1,3 +1,4 @@
+# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """``tensorpool status`` and ``tensorpool events``: ask a running driver what it is doing.
 
 The CLI finds the driver exactly as the driver found its own sockets: the same ``--config``
@@ -159,6 +160,7 @@ def events_main(argv: Sequence[str], out: TextIO | None = None) -> int:
         sub.connect(events_endpoint)
         # The ping proves a driver is there, and gives the subscription time to reach it.
         _request(context, endpoint, CMD_PING, args.timeout or 3.0, prog)
+        _line(sys.stderr, f"{prog}: following {events_endpoint} (Ctrl-C to stop)")
         return _follow(sub, args, stdout, prog)
     except ConfigError as exc:
         _line(sys.stderr, f"{prog}: {exc}")

@@ -1,3 +1,4 @@
+# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Helpers for the admin tests: a sample DriverStatus, a fake DriverActor, a REQ round trip."""
 
 from __future__ import annotations

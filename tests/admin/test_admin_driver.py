@@ -1,3 +1,4 @@
+# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """A real driver process, a real Aeron client, and the admin CLI asking it what it holds."""
 
 from __future__ import annotations
@@ -92,21 +93,23 @@ def test_status_and_events_of_a_running_driver(run_dir, capsys):
     base = run_dir.parent
     config = _write_config(base)
     env = {**os.environ, "AERON_CLIENT_LIVENESS_TIMEOUT": "2s"}
-    driver = subprocess.Popen(
-        [sys.executable, "launcher.py", "--config", str(config)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = base / "driver.log"
+    with log.open("w") as log_file:  # a file, not a pipe: a full pipe would stall the driver
+        driver = subprocess.Popen(
+            [sys.executable, "launcher.py", "--config", str(config)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            text=True,
+        )
     follower: subprocess.Popen[str] | None = None
     try:
         deadline = time.monotonic() + 20
         status = None
         while status is None and time.monotonic() < deadline and driver.poll() is None:
             status = _status_json(config, capsys)
-        assert status is not None, driver.stderr.read() if driver.poll() is not None else ""
+        assert status is not None, log.read_text()
         assert status["driver"]["state"].startswith("Driver.Running")
         assert status["driver"]["aeron_dir"] == str(base / "aeron")
 
@@ -114,9 +117,11 @@ def test_status_and_events_of_a_running_driver(run_dir, capsys):
             [sys.executable, "launcher.py", "events", "--config", str(config), "--json"],
             cwd=REPO,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
         )
+        assert follower.stderr is not None
+        assert "following" in follower.stderr.readline()  # subscribed, and the driver answered
         lines = _Lines(follower)
         lines.start()
         with DriverClient(str(base / "aeron")) as client:
@@ -140,8 +145,6 @@ def test_status_and_events_of_a_running_driver(run_dir, capsys):
     finally:
         if follower is not None:
             follower.kill()
-            follower.wait()
+            follower.communicate()
         _stop(driver)
-        if driver.stderr is not None:
-            driver.stderr.close()
     assert not (base / "run" / "admin.sock").exists()

@@ -1,3 +1,4 @@
+# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Who may talk to the admin plane: owner-only files, safe run dirs, CURVE on TCP."""
 
 from __future__ import annotations

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyaeron
 import pykka
 import pytest
 
 from actors.gateway import ControlGateway, GatewayChannels
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 CONTROL = "aeron:ipc?term-length=64k"
 CONTROL_STREAM = 3000
@@ -138,7 +140,9 @@ def make_peer(media_driver: str) -> Iterator[Callable[..., Peer]]:
     made: list[Peer] = []
 
     def make(*, shared_announce: bool = False, announce_sub: bool = True) -> Peer:
-        peer = Peer(media_driver, channels(shared_announce=shared_announce), announce_sub=announce_sub)
+        peer = Peer(
+            media_driver, channels(shared_announce=shared_announce), announce_sub=announce_sub
+        )
         made.append(peer)
         return peer
 

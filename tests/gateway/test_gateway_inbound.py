@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import random
 import struct
 
 import messages
@@ -61,12 +62,21 @@ def test_requests_are_decoded_and_told_in_order(make_gateway, make_peer, recordi
     peer = make_peer()
     sent = [
         ATTACH,
-        ShmDetachRequest(correlation_id=5, lease_id=9, stream_id=10000, client_id=7, role=Role.PRODUCER),
+        ShmDetachRequest(
+            correlation_id=5, lease_id=9, stream_id=10000, client_id=7, role=Role.PRODUCER
+        ),
         keepalive(9),
-        ShmDriverShutdownRequest(correlation_id=6, reason=ShutdownReason.ADMIN, token="t", error_message="bye"),
+        ShmDriverShutdownRequest(
+            correlation_id=6, reason=ShutdownReason.ADMIN, token="t", error_message="bye"
+        ),
         ConsumerHello(
-            stream_id=10000, consumer_id=8, supports_shm=Bool.TRUE, supports_progress=Bool.FALSE,
-            mode=Mode.STREAM, max_rate_hz=0, expected_layout_version=1,
+            stream_id=10000,
+            consumer_id=8,
+            supports_shm=Bool.TRUE,
+            supports_progress=Bool.FALSE,
+            mode=Mode.STREAM,
+            max_rate_hz=0,
+            expected_layout_version=1,
         ),
     ]
     for message in sent:
@@ -76,7 +86,9 @@ def test_requests_are_decoded_and_told_in_order(make_gateway, make_peer, recordi
     assert gw.counters()["gateway.received.ShmAttachRequest"] == 1
 
 
-def test_own_output_and_responses_of_other_templates_are_ignored(make_gateway, make_peer, recording):
+def test_own_output_and_responses_of_other_templates_are_ignored(
+    make_gateway, make_peer, recording
+):
     gw = make_gateway(shared_announce=True)
     gw.bind(recording.ref)
     peer = make_peer(shared_announce=True)
@@ -86,8 +98,14 @@ def test_own_output_and_responses_of_other_templates_are_ignored(make_gateway, m
     peer.poll_until(lambda: len(peer.control) >= 1)
     not_for_driver = [
         ShmAttachResponse(correlation_id=1, code=ResponseCode.REJECTED, error_message="x"),
-        ShmLeaseRevoked(timestamp_ns=1, lease_id=2, stream_id=3, client_id=4, role=Role.CONSUMER,
-                        reason=LeaseRevokeReason.EXPIRED),
+        ShmLeaseRevoked(
+            timestamp_ns=1,
+            lease_id=2,
+            stream_id=3,
+            client_id=4,
+            role=Role.CONSUMER,
+            reason=LeaseRevokeReason.EXPIRED,
+        ),
     ]
     for message in not_for_driver:
         peer.send(messages.encode(message))
@@ -99,7 +117,9 @@ def test_own_output_and_responses_of_other_templates_are_ignored(make_gateway, m
     assert gw.counters()[COUNTER_IGNORED] == 5  # own keepalive + 2 responses + 2 unknown
 
 
-def test_every_truncation_of_an_attach_is_counted_and_nothing_is_told(make_gateway, make_peer, recording):
+def test_every_truncation_of_an_attach_is_counted_and_nothing_is_told(
+    make_gateway, make_peer, recording
+):
     gw = make_gateway()
     gw.bind(recording.ref)
     peer = make_peer()
@@ -122,11 +142,21 @@ def test_lying_block_length_and_bad_enums_are_counted_by_class(make_gateway, mak
     data = messages.encode(ATTACH)
     peer.send(with_header(data, block=10))  # shorter than the schema's 27
     peer.send(with_header(data, block=4000))  # longer than the buffer
-    revoke = messages.encode(ShmLeaseRevoked(
-        timestamp_ns=1, lease_id=2, stream_id=3, client_id=4, role=Role.CONSUMER,
-        reason=LeaseRevokeReason.EXPIRED))
-    hostile_request = bytearray(messages.encode(ShmDriverShutdownRequest(
-        correlation_id=1, reason=ShutdownReason.ADMIN, token="abc")))
+    revoke = messages.encode(
+        ShmLeaseRevoked(
+            timestamp_ns=1,
+            lease_id=2,
+            stream_id=3,
+            client_id=4,
+            role=Role.CONSUMER,
+            reason=LeaseRevokeReason.EXPIRED,
+        )
+    )
+    hostile_request = bytearray(
+        messages.encode(
+            ShmDriverShutdownRequest(correlation_id=1, reason=ShutdownReason.ADMIN, token="abc")
+        )
+    )
     hostile_request[8 + 8] = 77  # ShutdownReason 77 does not exist
     peer.send(bytes(hostile_request))
     peer.send(revoke)
@@ -139,7 +169,9 @@ def test_lying_block_length_and_bad_enums_are_counted_by_class(make_gateway, mak
     assert counters[f"{COUNTER_DECODE_ERRORS}.InvalidValue"] == 1
 
 
-def test_newer_attach_version_is_answered_and_other_newer_versions_dropped(make_gateway, make_peer, recording):
+def test_newer_attach_version_is_answered_and_other_newer_versions_dropped(
+    make_gateway, make_peer, recording
+):
     gw = make_gateway()
     gw.bind(recording.ref)
     peer = make_peer()
@@ -152,8 +184,6 @@ def test_newer_attach_version_is_answered_and_other_newer_versions_dropped(make_
 
 
 def test_random_bytes_never_stop_the_loop(make_gateway, make_peer, recording):
-    import random
-
     rng = random.Random(1234)
     gw = make_gateway()
     gw.bind(recording.ref)

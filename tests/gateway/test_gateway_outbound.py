@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyaeron
 import pytest
@@ -27,22 +27,42 @@ from messages.events import COUNTER_PUBLISH_FAILED, COUNTER_PUBLISH_RETRIES
 
 from .conftest import channels
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 def announce(epoch: int) -> ShmPoolAnnounce:
     return ShmPoolAnnounce(
-        stream_id=10000, producer_id=7, epoch=epoch, announce_timestamp_ns=epoch,
-        announce_clock_domain=ClockDomain.MONOTONIC, layout_version=1, header_nslots=64,
+        stream_id=10000,
+        producer_id=7,
+        epoch=epoch,
+        announce_timestamp_ns=epoch,
+        announce_clock_domain=ClockDomain.MONOTONIC,
+        layout_version=1,
+        header_nslots=64,
         header_slot_bytes=256,
-        payload_pools=(PayloadPool(pool_id=1, pool_nslots=64, stride_bytes=1024,
-                                   region_uri="shm:file?path=/dev/shm/x/1.pool"),),
+        payload_pools=(
+            PayloadPool(
+                pool_id=1,
+                pool_nslots=64,
+                stride_bytes=1024,
+                region_uri="shm:file?path=/dev/shm/x/1.pool",
+            ),
+        ),
         header_region_uri="shm:file?path=/dev/shm/x/header.ring",
     )
 
 
 def revoke(lease_id: int) -> ShmLeaseRevoked:
-    return ShmLeaseRevoked(timestamp_ns=lease_id, lease_id=lease_id, stream_id=10000,
-                           client_id=7, role=Role.PRODUCER, reason=LeaseRevokeReason.DETACHED,
-                           error_message="lease detached")
+    return ShmLeaseRevoked(
+        timestamp_ns=lease_id,
+        lease_id=lease_id,
+        stream_id=10000,
+        client_id=7,
+        role=Role.PRODUCER,
+        reason=LeaseRevokeReason.DETACHED,
+        error_message="lease detached",
+    )
 
 
 def detach_ok(correlation_id: int) -> ShmDetachResponse:
@@ -90,23 +110,25 @@ def test_announce_without_subscriber_is_dropped_at_once_and_control_still_flows(
     )
 
 
-def test_back_pressure_is_retried_in_order_until_the_subscriber_drains(make_gateway, make_peer, recording):
+def test_back_pressure_is_retried_in_order_until_the_subscriber_drains(
+    make_gateway, make_peer, recording
+):
     gw = make_gateway(publish_deadline_ns=30_000_000_000)
     peer = make_peer()
-    # Unbound, the gateway does not poll its own control subscription, and the peer does not
-    # poll yet either: a 64 KiB term admits ~32 KiB, so 100 responses of ~1 KiB back up.
+    # Unbound, the gateway does not poll its own control subscription: a 64 KiB term admits
+    # ~32 KiB ahead of its slowest subscriber, so 100 responses of ~1 KiB back up.
     text = "x" * 1000
-    sent = [ShmDetachResponse(correlation_id=i, code=ResponseCode.REJECTED, error_message=text)
-            for i in range(1, 101)]
+    sent = [
+        ShmDetachResponse(correlation_id=i, code=ResponseCode.REJECTED, error_message=text)
+        for i in range(1, 101)
+    ]
     for m in sent:
         gw.send(m)
-    done = threading.Event()
 
     def retried() -> bool:
         return gw.counters().get(COUNTER_PUBLISH_RETRIES, 0) > 0
 
     peer.poll_until(lambda: len(peer.control) >= 1)  # some went out before back-pressure
-    assert not done.is_set()
     gw.bind(recording.ref)  # now the gateway drains its own subscription too
     peer.poll_until(lambda: len(peer.control) >= 100, timeout=20)
     assert decoded(peer.control) == sent
@@ -116,15 +138,18 @@ def test_back_pressure_is_retried_in_order_until_the_subscriber_drains(make_gate
 
 def test_back_pressure_past_the_deadline_drops_and_counts(make_gateway, make_peer):
     gw = make_gateway(publish_deadline_ns=200_000_000)
-    peer = make_peer()  # never polls until the end: the window stays full
+    make_peer()  # never polls until the end: the window stays full
     text = "y" * 1000
     for i in range(1, 101):
         gw.send(ShmDetachResponse(correlation_id=i, code=ResponseCode.REJECTED, error_message=text))
     failed = f"{COUNTER_PUBLISH_FAILED}.ShmDetachResponse.BACK_PRESSURED"
-    done = threading.Event()
-    while not done.wait(0.05):  # waiting on the gateway's own deadline, not timing it
+    lost = threading.Event()
+    for _ in range(400):  # bounded: waiting on the gateway's own deadline, not timing it
         if gw.counters().get(failed, 0) > 0:
-            done.set()
+            lost.set()
+            break
+        lost.wait(0.05)
+    assert lost.is_set()
     assert gw.counters()[COUNTER_PUBLISH_FAILED] >= 1
     assert gw.running
 

@@ -7,8 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyaeron
 import pytest
@@ -20,6 +20,9 @@ from actors.media_driver import (
     open_media_driver,
     resolve_aeron_dir,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _DRIVER_PROCESS = (
     "import pyaeron, sys, time\n"
@@ -35,7 +38,9 @@ def driver_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]
     aeron_dir = str(tmp_path / "aeron")
     proc = subprocess.Popen(
         [sys.executable, "-c", _DRIVER_PROCESS, aeron_dir],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -109,8 +114,13 @@ def test_lock_of_a_killed_holder_is_free(tmp_path: Path):
         "import sys; from pathlib import Path; from actors.instance_lock import InstanceLock\n"
         "InstanceLock(Path(sys.argv[1])).acquire(); print('locked', flush=True); sys.stdin.read()"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code, str(ns)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(ns)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "locked"

@@ -14,13 +14,16 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .rawclient import RawClient
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 REPO = Path(__file__).resolve().parents[2]
 CHANNEL = "aeron:ipc?term-length=1m"
@@ -97,9 +100,19 @@ class DriverProc:
         self.lines.clear()
         self._queue = queue.Queue()
         self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "launcher.py"), "--config", str(self.config_path),
-             "--aeron-dir", self.aeron_dir, *extra],
-            cwd=REPO, env=child_env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                str(REPO / "launcher.py"),
+                "--config",
+                str(self.config_path),
+                "--aeron-dir",
+                self.aeron_dir,
+                *extra,
+            ],
+            cwd=REPO,
+            env=child_env(),
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             text=True,
         )
         threading.Thread(target=self._read, args=(self.proc, self._queue), daemon=True).start()
@@ -124,8 +137,9 @@ class DriverProc:
             except queue.Empty:
                 raise AssertionError(f"driver log line not seen; log: {self.lines}") from None
             if line is None:
-                raise AssertionError(f"driver exited early ({self.proc and self.proc.poll()}); "
-                                     f"log: {self.lines}")
+                raise AssertionError(
+                    f"driver exited early ({self.proc and self.proc.poll()}); log: {self.lines}"
+                )
             self.lines.append(line)
             if predicate(line):
                 return line
@@ -153,10 +167,17 @@ class DriverProc:
 
 def write_config(root: Path, *, announce_stream: int = CONTROL_STREAM) -> Path:
     path = root / "driver.toml"
-    path.write_text(CONFIG_TEMPLATE.format(
-        channel=CHANNEL, control=CONTROL_STREAM, announce=announce_stream,
-        base_dir=root / "shm", run_dir=root / "run", keepalive=KEEPALIVE_MS, token=TOKEN,
-    ))
+    path.write_text(
+        CONFIG_TEMPLATE.format(
+            channel=CHANNEL,
+            control=CONTROL_STREAM,
+            announce=announce_stream,
+            base_dir=root / "shm",
+            run_dir=root / "run",
+            keepalive=KEEPALIVE_MS,
+            token=TOKEN,
+        )
+    )
     return path
 
 

@@ -14,8 +14,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyaeron
 
@@ -29,6 +28,9 @@ from messages import (
     ShmDetachResponse,
     ShmLeaseKeepalive,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class RawClient:
@@ -72,8 +74,9 @@ class RawClient:
     def send(self, message: messages.SbeMessage) -> None:
         self.send_raw(messages.encode(message))
 
-    def wait_for(self, predicate: Callable[[Any], bool], timeout: float = 10.0,
-                 *, start: int = 0) -> tuple[int, Any]:
+    def wait_for(
+        self, predicate: Callable[[Any], bool], timeout: float = 10.0, *, start: int = 0
+    ) -> tuple[int, Any]:
         """First message at index >= start that matches; polls until it arrives."""
         deadline = time.monotonic() + timeout
         index = start
@@ -92,37 +95,66 @@ class RawClient:
         while time.monotonic() < deadline:
             self.idle.idle(self.poll())
 
-    def attach(self, *, client_id: int, role: Role, stream_id: int = 10000,
-               publish_mode: PublishMode | None = PublishMode.REQUIRE_EXISTING,
-               timeout: float = 10.0) -> tuple[int, ShmAttachResponse]:
+    def attach(
+        self,
+        *,
+        client_id: int,
+        role: Role,
+        stream_id: int = 10000,
+        publish_mode: PublishMode | None = PublishMode.REQUIRE_EXISTING,
+        timeout: float = 10.0,
+    ) -> tuple[int, ShmAttachResponse]:
         cid = self.next_id()
         start = len(self.seen)
-        self.send(ShmAttachRequest(
-            correlation_id=cid, stream_id=stream_id, client_id=client_id, role=role,
-            expected_layout_version=1, publish_mode=publish_mode,
-        ))
+        self.send(
+            ShmAttachRequest(
+                correlation_id=cid,
+                stream_id=stream_id,
+                client_id=client_id,
+                role=role,
+                expected_layout_version=1,
+                publish_mode=publish_mode,
+            )
+        )
         return self.wait_for(
             lambda m: isinstance(m, ShmAttachResponse) and m.correlation_id == cid,
-            timeout, start=start,
+            timeout,
+            start=start,
         )
 
     def keepalive(self, response: ShmAttachResponse, client_id: int, role: Role) -> None:
-        assert response.lease_id is not None and response.stream_id is not None
-        self.send(ShmLeaseKeepalive(
-            lease_id=response.lease_id, stream_id=response.stream_id, client_id=client_id,
-            role=role, client_timestamp_ns=time.monotonic_ns(),
-        ))
+        assert response.lease_id is not None
+        assert response.stream_id is not None
+        self.send(
+            ShmLeaseKeepalive(
+                lease_id=response.lease_id,
+                stream_id=response.stream_id,
+                client_id=client_id,
+                role=role,
+                client_timestamp_ns=time.monotonic_ns(),
+            )
+        )
 
-    def detach(self, response: ShmAttachResponse, client_id: int, role: Role,
-               timeout: float = 10.0) -> tuple[int, ShmDetachResponse]:
-        assert response.lease_id is not None and response.stream_id is not None
+    def detach(
+        self, response: ShmAttachResponse, client_id: int, role: Role, timeout: float = 10.0
+    ) -> tuple[int, ShmDetachResponse]:
+        assert response.lease_id is not None
+        assert response.stream_id is not None
         cid = self.next_id()
         start = len(self.seen)
-        self.send(ShmDetachRequest(correlation_id=cid, lease_id=response.lease_id,
-                                   stream_id=response.stream_id, client_id=client_id, role=role))
+        self.send(
+            ShmDetachRequest(
+                correlation_id=cid,
+                lease_id=response.lease_id,
+                stream_id=response.stream_id,
+                client_id=client_id,
+                role=role,
+            )
+        )
         return self.wait_for(
             lambda m: isinstance(m, ShmDetachResponse) and m.correlation_id == cid,
-            timeout, start=start,
+            timeout,
+            start=start,
         )
 
 
@@ -130,8 +162,17 @@ def _child_main(argv: list[str]) -> int:
     aeron_dir, channel, control, announce, client_id, interval_ms = argv
     client = RawClient(aeron_dir, channel, int(control), int(announce))
     _, resp = client.attach(client_id=int(client_id), role=Role.PRODUCER)
-    print(json.dumps({"code": int(resp.code), "lease_id": resp.lease_id, "epoch": resp.epoch,
-                      "stream_id": resp.stream_id}), flush=True)
+    print(  # noqa: T201 - the parent reads this line
+        json.dumps(
+            {
+                "code": int(resp.code),
+                "lease_id": resp.lease_id,
+                "epoch": resp.epoch,
+                "stream_id": resp.stream_id,
+            }
+        ),
+        flush=True,
+    )
     while True:  # keep the lease alive until SIGKILL
         client.keepalive(resp, int(client_id), Role.PRODUCER)
         client.pump(int(interval_ms) / 1000)

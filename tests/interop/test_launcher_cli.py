@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from messages import ResponseCode, Role
+
 from .conftest import REPO, child_env, write_config
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +22,12 @@ pytestmark = pytest.mark.slow
 def run_launcher(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(REPO / "launcher.py"), *args],
-        cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -25,16 +35,27 @@ def test_help_explains_defaults_aeron_dir_environment_and_exit_codes():
     result = run_launcher("--help")
     assert result.returncode == 0
     text = result.stdout
-    for needle in ("--config", "--aeron-dir", "--log-level", "status", "events",
-                   "DRIVER_CONTROL_STREAM_ID", "AERON_DIR", "TP_CONTROL_CHANNEL",
-                   "exit codes", "driver.lock", "stream 1000"):
+    for needle in (
+        "--config",
+        "--aeron-dir",
+        "--log-level",
+        "status",
+        "events",
+        "DRIVER_CONTROL_STREAM_ID",
+        "AERON_DIR",
+        "TP_CONTROL_CHANNEL",
+        "exit codes",
+        "driver.lock",
+        "stream 1000",
+    ):
         assert needle in text, needle
 
 
 def test_bad_config_names_the_key_exits_2_and_creates_nothing(tmp_path: Path):
     config = write_config(tmp_path)
-    config.write_text(config.read_text().replace("control_stream_id = 1000",
-                                                 'control_stream_id = "abc"'))
+    config.write_text(
+        config.read_text().replace("control_stream_id = 1000", 'control_stream_id = "abc"')
+    )
     result = run_launcher("--config", str(config), "--aeron-dir", str(tmp_path / "aeron"))
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -58,7 +79,5 @@ def test_second_driver_on_the_same_namespace_refuses_to_start(driver_factory, cl
     assert any(f"pid {first.proc.pid}" in line for line in second.lines), second.lines
     assert first.proc.poll() is None
     client = client_of(first)  # the first one still answers
-    from messages import ResponseCode, Role
-
     _, resp = client.attach(client_id=41, role=Role.CONSUMER)
     assert resp.code == ResponseCode.OK

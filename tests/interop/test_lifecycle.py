@@ -45,27 +45,43 @@ def check_ok_response(resp: ShmAttachResponse, driver_base: Path) -> None:
     assert resp.header_slot_bytes == 256
     assert resp.node_id not in (None, 0, 0xFFFFFFFF)
     assert [(p.pool_id, p.pool_nslots, p.stride_bytes) for p in resp.payload_pools] == [
-        (1, 64, 1024), (2, 64, 4096)]
+        (1, 64, 1024),
+        (2, 64, 4096),
+    ]
     assert resp.header_region_uri.startswith("shm:file?path=")
     validate_regions(resp, driver_base)
 
 
 def validate_regions(msg: ShmAttachResponse | ShmPoolAnnounce, base: Path) -> None:
-    assert msg.epoch is not None and msg.stream_id is not None
+    assert msg.epoch is not None
+    assert msg.stream_id is not None
     allowed = (base.resolve(),)
     header = open_region(
         msg.header_region_uri,
-        ExpectedRegion(region_type=RegionType.HEADER_RING, stream_id=msg.stream_id,
-                       epoch=msg.epoch, nslots=64, activity_window_ns=None),
-        allowed_base_dirs=allowed)
+        ExpectedRegion(
+            region_type=RegionType.HEADER_RING,
+            stream_id=msg.stream_id,
+            epoch=msg.epoch,
+            nslots=64,
+            activity_window_ns=None,
+        ),
+        allowed_base_dirs=allowed,
+    )
     header.close()
     for pool in msg.payload_pools:
         region = open_region(
             pool.region_uri,
-            ExpectedRegion(region_type=RegionType.PAYLOAD_POOL, stream_id=msg.stream_id,
-                           epoch=msg.epoch, nslots=64, pool_id=pool.pool_id, stride_bytes=pool.stride_bytes,
-                           activity_window_ns=None),
-            allowed_base_dirs=allowed)
+            ExpectedRegion(
+                region_type=RegionType.PAYLOAD_POOL,
+                stream_id=msg.stream_id,
+                epoch=msg.epoch,
+                nslots=64,
+                pool_id=pool.pool_id,
+                stride_bytes=pool.stride_bytes,
+                activity_window_ns=None,
+            ),
+            allowed_base_dirs=allowed,
+        )
         region.close()
 
 
@@ -75,11 +91,13 @@ def test_producer_and_consumer_attach_keepalive_and_detach_in_spec_order(driver,
     i_resp, prod = client.attach(client_id=101, role=Role.PRODUCER)
     check_ok_response(prod, driver.base_dir)
     _, ann = client.wait_for(
-        lambda m: isinstance(m, ShmPoolAnnounce) and m.epoch == prod.epoch, start=i_resp)
+        lambda m: isinstance(m, ShmPoolAnnounce) and m.epoch == prod.epoch, start=i_resp
+    )
     assert ann.producer_id == 101
     assert ann.header_region_uri == prod.header_region_uri
     assert tuple(p.region_uri for p in ann.payload_pools) == tuple(
-        p.region_uri for p in prod.payload_pools)
+        p.region_uri for p in prod.payload_pools
+    )
     validate_regions(ann, driver.base_dir)
 
     # A consumer on the provisioned stream: same epoch, no bump.
@@ -102,11 +120,17 @@ def test_producer_and_consumer_attach_keepalive_and_detach_in_spec_order(driver,
     assert det.code == ResponseCode.OK
     assert det.error_message == ""
     i_rev, rev = client.wait_for(
-        lambda m: isinstance(m, ShmLeaseRevoked) and m.lease_id == prod.lease_id, start=mark)
+        lambda m: isinstance(m, ShmLeaseRevoked) and m.lease_id == prod.lease_id, start=mark
+    )
     assert (rev.stream_id, rev.client_id, rev.role, rev.reason) == (
-        10000, 101, Role.PRODUCER, LeaseRevokeReason.DETACHED)
+        10000,
+        101,
+        Role.PRODUCER,
+        LeaseRevokeReason.DETACHED,
+    )
     i_ann, bumped = client.wait_for(
-        lambda m: isinstance(m, ShmPoolAnnounce) and m.epoch > prod.epoch, start=mark)
+        lambda m: isinstance(m, ShmPoolAnnounce) and m.epoch > prod.epoch, start=mark
+    )
     assert i_rev < i_ann < i_det
     assert bumped.producer_id == 0
     validate_regions(bumped, driver.base_dir)
@@ -116,8 +140,10 @@ def test_producer_and_consumer_attach_keepalive_and_detach_in_spec_order(driver,
     i_det, det = client.detach(cons, 102, Role.CONSUMER)
     assert det.code == ResponseCode.OK
     i_rev, rev = client.wait_for(
-        lambda m: isinstance(m, ShmLeaseRevoked) and m.lease_id == cons.lease_id, start=mark)
-    assert rev.reason == LeaseRevokeReason.DETACHED and rev.role == Role.CONSUMER
+        lambda m: isinstance(m, ShmLeaseRevoked) and m.lease_id == cons.lease_id, start=mark
+    )
+    assert rev.reason == LeaseRevokeReason.DETACHED
+    assert rev.role == Role.CONSUMER
     assert i_rev < i_det
 
     # Detaching again is refused: the lease is gone.
@@ -128,9 +154,20 @@ def test_producer_and_consumer_attach_keepalive_and_detach_in_spec_order(driver,
 def test_killed_client_lease_expires_and_the_epoch_bumps(driver, client_of):
     observer = client_of(driver)
     child = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("rawclient.py")), driver.aeron_dir,
-         CHANNEL, str(CONTROL_STREAM), str(driver.announce_stream), "202", str(KEEPALIVE_MS)],
-        cwd=REPO, env=child_env(), stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(Path(__file__).with_name("rawclient.py")),
+            driver.aeron_dir,
+            CHANNEL,
+            str(CONTROL_STREAM),
+            str(driver.announce_stream),
+            "202",
+            str(KEEPALIVE_MS),
+        ],
+        cwd=REPO,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert child.stdout is not None
@@ -138,17 +175,21 @@ def test_killed_client_lease_expires_and_the_epoch_bumps(driver, client_of):
         assert lease["code"] == int(ResponseCode.OK)
         mark = len(observer.seen)
         observer.pump(3 * KEEPALIVE_MS / 1000)  # alive while the child keeps it alive
-        assert not [m for m in observer.seen[mark:]
-                    if isinstance(m, ShmLeaseRevoked) and m.lease_id == lease["lease_id"]]
+        assert not [
+            m
+            for m in observer.seen[mark:]
+            if isinstance(m, ShmLeaseRevoked) and m.lease_id == lease["lease_id"]
+        ]
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
         i_rev, rev = observer.wait_for(
-            lambda m: isinstance(m, ShmLeaseRevoked) and m.lease_id == lease["lease_id"],
-            start=mark)
+            lambda m: isinstance(m, ShmLeaseRevoked) and m.lease_id == lease["lease_id"], start=mark
+        )
         assert rev.reason == LeaseRevokeReason.EXPIRED
         assert (rev.client_id, rev.role, rev.stream_id) == (202, Role.PRODUCER, 10000)
         observer.wait_for(
-            lambda m: isinstance(m, ShmPoolAnnounce) and m.epoch > lease["epoch"], start=i_rev)
+            lambda m: isinstance(m, ShmPoolAnnounce) and m.epoch > lease["epoch"], start=i_rev
+        )
     finally:
         if child.poll() is None:
             child.kill()
@@ -161,7 +202,9 @@ def test_separate_announce_stream_carries_the_announces(driver_factory, client_o
     i_resp, cons = client.attach(client_id=303, role=Role.CONSUMER)
     assert cons.code == ResponseCode.OK
     _, ann = client.wait_for(
-        lambda m: isinstance(m, ShmPoolAnnounce) and m.epoch == cons.epoch, start=i_resp)
+        lambda m: isinstance(m, ShmPoolAnnounce) and m.epoch == cons.epoch, start=i_resp
+    )
     assert ann.stream_id == 10000
     _, det = client.detach(cons, 303, Role.CONSUMER)
-    assert isinstance(det, ShmDetachResponse) and det.code == ResponseCode.OK
+    assert isinstance(det, ShmDetachResponse)
+    assert det.code == ResponseCode.OK

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,8 +24,9 @@ pytestmark = pytest.mark.slow
 
 
 def shutdown_request(token: str, cid: int = 77) -> ShmDriverShutdownRequest:
-    return ShmDriverShutdownRequest(correlation_id=cid, reason=ShutdownReason.ADMIN,
-                                    token=token, error_message="maintenance")
+    return ShmDriverShutdownRequest(
+        correlation_id=cid, reason=ShutdownReason.ADMIN, token=token, error_message="maintenance"
+    )
 
 
 def test_shutdown_request_with_wrong_token_is_ignored_and_right_token_stops(driver, client_of):
@@ -74,7 +77,8 @@ def test_restart_gives_strictly_larger_epochs(driver_factory, client_of):
     first = driver_factory().start()
     client = client_of(first)
     _, p1 = client.attach(client_id=701, role=Role.PRODUCER)
-    assert p1.code == ResponseCode.OK and p1.epoch is not None
+    assert p1.code == ResponseCode.OK
+    assert p1.epoch is not None
     first.signal(signal.SIGTERM)
     assert first.wait_exit() == 0
     client.close()
@@ -83,7 +87,8 @@ def test_restart_gives_strictly_larger_epochs(driver_factory, client_of):
     second = driver_factory().start()
     client = client_of(second)
     _, p2 = client.attach(client_id=701, role=Role.PRODUCER)
-    assert p2.code == ResponseCode.OK and p2.epoch is not None
+    assert p2.code == ResponseCode.OK
+    assert p2.epoch is not None
     assert p2.epoch > p1.epoch
     assert p2.lease_id != p1.lease_id
 
@@ -99,3 +104,36 @@ def test_restart_after_kill_9_replaces_the_stale_aeron_dir(driver_factory, clien
     assert resp.code == ResponseCode.OK
     second.signal(signal.SIGTERM)
     assert second.wait_exit() == 0
+
+
+def test_loss_of_an_external_media_driver_exits_1(driver_factory, client_of):
+    drv = driver_factory()
+    media = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import pyaeron, sys\n"
+                "m = pyaeron.MediaDriver(dir=sys.argv[1], dir_delete_on_start=False)\n"
+                "print('up', flush=True)\nsys.stdin.read()\n"
+            ),
+            drv.aeron_dir,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert media.stdout is not None
+        assert media.stdout.readline().strip() == "up"
+        drv.start()
+        assert any("(external)" in line for line in drv.lines)
+        media.kill()
+        media.wait(10)
+        assert drv.wait_exit(timeout=60) == 1
+        assert any("lost the Aeron media driver" in line for line in drv.lines)
+        assert not (drv.ns_dir / "driver.lock").exists()
+    finally:
+        if media.poll() is None:
+            media.kill()
+        media.wait(10)

@@ -1,0 +1,365 @@
+"""The Driver HSM without actors: handlers decide, effects say what the actor must do."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from actors.commands import (
+    EndLease,
+    EpochInfo,
+    EpochProvisioned,
+    LeaseEnded,
+    ProducerAttach,
+    ProducerLeaseLost,
+    ProvisionFailed,
+    StreamReady,
+)
+from actors.driver_effects import (
+    ArmShutdown,
+    EnterStopped,
+    Send,
+    SpawnStream,
+    StartLease,
+    TellLease,
+    TellStream,
+)
+from actors.driver_machine import DriverStarted, new_driver_hsm
+from actors.driver_model import DriverModel
+from actors.testing import small_config
+from messages.control import (
+    LeaseRevokeReason,
+    PayloadPool,
+    ResponseCode,
+    Role,
+    ShmAttachRequest,
+    ShmAttachResponse,
+    ShmDetachRequest,
+    ShmDetachResponse,
+    ShmDriverShutdown,
+    ShmDriverShutdownRequest,
+    ShmLeaseKeepalive,
+    ShutdownReason,
+)
+from messages.events import LeaseCheckTimerFired, ShutdownTimerFired
+from messages.wire import ShmPoolAnnounce
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from actors.hsm import Hsm
+
+INFO = EpochInfo(
+    epoch=100,
+    header_nslots=8,
+    header_uri="shm:file?path=/x/header.ring",
+    pools=(
+        PayloadPool(pool_id=1, pool_nslots=8, stride_bytes=64, region_uri="shm:file?path=/x/1"),
+    ),
+    hugepages=False,
+)
+TTL = 3_000_000_000
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Hsm[DriverModel]:
+    cfg = small_config(tmp_path, policies={"shutdown_token": "s3cret"})
+    hsm = new_driver_hsm(
+        DriverModel(cfg, now_ns=0, pid=1, hugepages_capable=False, lease_id_seed=0)
+    )
+    hsm.dispatch(DriverStarted())
+    return hsm
+
+
+def sends(effects: list[object]) -> list[Any]:
+    return [e.message for e in effects if isinstance(e, Send)]
+
+
+def attach(hsm: Hsm[DriverModel], client_id: int = 7, role: Role = Role.PRODUCER) -> int:
+    effects = hsm.dispatch(
+        ShmAttachRequest(
+            correlation_id=client_id,
+            stream_id=10000,
+            client_id=client_id,
+            role=role,
+            expected_layout_version=0,
+        )
+    )
+    (tell,) = [e for e in effects if isinstance(e, TellStream)]
+    command = tell.command
+    assert isinstance(command, ProducerAttach) or role == Role.CONSUMER
+    pending = command.attach  # type: ignore[union-attr]
+    hsm.dispatch(StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=True))
+    return pending.lease_id
+
+
+def test_attach_asks_the_stream_then_grants_response_before_announce(
+    driver: Hsm[DriverModel],
+) -> None:
+    assert driver.path == ("Driver", "Running", "Serving")
+    effects = driver.dispatch(
+        ShmAttachRequest(
+            correlation_id=5,
+            stream_id=10000,
+            client_id=7,
+            role=Role.PRODUCER,
+            expected_layout_version=0,
+        )
+    )
+    (tell,) = effects
+    assert isinstance(tell, TellStream)
+    assert isinstance(tell.command, ProducerAttach)
+    pending = tell.command.attach
+    assert (pending.lease_id, pending.node_id) == (1, 1)
+    effects = driver.dispatch(StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=True))
+    kinds = [type(e) for e in effects if isinstance(e, StartLease | Send)]
+    assert kinds == [StartLease, Send, Send]
+    response, announce = sends(effects)
+    assert response == ShmAttachResponse(
+        correlation_id=5,
+        code=ResponseCode.OK,
+        lease_id=1,
+        lease_expiry_timestamp_ns=TTL,
+        stream_id=10000,
+        epoch=100,
+        layout_version=1,
+        header_nslots=8,
+        header_slot_bytes=256,
+        node_id=1,
+        payload_pools=INFO.pools,
+        header_region_uri=INFO.header_uri,
+        error_message="",
+    )
+    assert isinstance(announce, ShmPoolAnnounce)
+    assert (announce.producer_id, announce.epoch) == (7, 100)
+
+
+def test_pending_producer_blocks_a_second_producer(driver: Hsm[DriverModel]) -> None:
+    driver.dispatch(
+        ShmAttachRequest(
+            correlation_id=1,
+            stream_id=10000,
+            client_id=7,
+            role=Role.PRODUCER,
+            expected_layout_version=0,
+        )
+    )
+    effects = driver.dispatch(
+        ShmAttachRequest(
+            correlation_id=2,
+            stream_id=10000,
+            client_id=8,
+            role=Role.PRODUCER,
+            expected_layout_version=0,
+        )
+    )
+    (response,) = sends(effects)
+    assert (response.code, response.error_message) == (
+        ResponseCode.REJECTED,
+        "producer already attached",
+    )
+    # and a pending client id is "already attached"
+    effects = driver.dispatch(
+        ShmAttachRequest(
+            correlation_id=3,
+            stream_id=10000,
+            client_id=7,
+            role=Role.CONSUMER,
+            expected_layout_version=0,
+        )
+    )
+    assert sends(effects)[0].error_message == "client_id already attached"
+
+
+def test_provision_failure_answers_internal_error_and_releases(driver: Hsm[DriverModel]) -> None:
+    effects = driver.dispatch(
+        ShmAttachRequest(
+            correlation_id=1,
+            stream_id=0,
+            client_id=7,
+            role=Role.PRODUCER,
+            expected_layout_version=0,
+            publish_mode=2,
+        )
+    )
+    spawn, tell = effects
+    assert isinstance(spawn, SpawnStream)
+    assert isinstance(tell, TellStream)
+    pending = tell.command.attach  # type: ignore[union-attr]
+    assert pending.stream_id == 20000
+    effects = driver.dispatch(ProvisionFailed(stream_id=20000, detail="boom", attach=pending))
+    (response,) = sends(effects)
+    assert (response.code, response.error_message) == (
+        ResponseCode.INTERNAL_ERROR,
+        "failed to provision SHM: boom",
+    )
+    model = driver.model
+    assert 20000 not in model.streams
+    assert model.pending == {}
+    assert model.node_ids.active == frozenset()
+
+
+def test_keepalive_needs_all_four_ids(driver: Hsm[DriverModel]) -> None:
+    lease_id = attach(driver)
+    model = driver.model
+    model.now_ns = 1000
+    driver.dispatch(
+        ShmLeaseKeepalive(
+            lease_id=lease_id,
+            stream_id=10000,
+            client_id=7,
+            role=Role.CONSUMER,
+            client_timestamp_ns=0,
+        )
+    )
+    driver.dispatch(
+        ShmLeaseKeepalive(
+            lease_id=lease_id + 1,
+            stream_id=10000,
+            client_id=7,
+            role=Role.PRODUCER,
+            client_timestamp_ns=0,
+        )
+    )
+    assert model.counters["keepalive.ignored"] == 2
+    driver.dispatch(
+        ShmLeaseKeepalive(
+            lease_id=lease_id,
+            stream_id=10000,
+            client_id=7,
+            role=Role.PRODUCER,
+            client_timestamp_ns=0,
+        )
+    )
+    record = model.leases.get(lease_id)
+    assert record is not None
+    assert record.expiry_ns == 1000 + TTL
+
+
+def test_expiry_is_strict_and_starts_the_revoke_chain(driver: Hsm[DriverModel]) -> None:
+    lease_id = attach(driver)
+    assert driver.dispatch(LeaseCheckTimerFired(TTL)) == []
+    effects = driver.dispatch(LeaseCheckTimerFired(TTL + 1))
+    assert effects == [
+        TellLease(lease_id, EndLease(reason=LeaseRevokeReason.EXPIRED, now_ns=TTL + 1))
+    ]
+    assert driver.model.leases.get(lease_id) is None
+
+
+def test_producer_detach_chain(driver: Hsm[DriverModel]) -> None:
+    lease_id = attach(driver)
+    effects = driver.dispatch(
+        ShmDetachRequest(
+            correlation_id=9, lease_id=lease_id, stream_id=10000, client_id=7, role=Role.PRODUCER
+        )
+    )
+    assert [type(e) for e in effects if not hasattr(e, "event")] == [TellLease]
+    effects = driver.dispatch(
+        LeaseEnded(lease_id=lease_id, reason=LeaseRevokeReason.DETACHED, now_ns=0)
+    )
+    (tell,) = [e for e in effects if isinstance(e, TellStream)]
+    assert isinstance(tell.command, ProducerLeaseLost)
+    assert sends(effects) == []  # no detach response before the new epoch is announced
+    new = EpochInfo(epoch=101, header_nslots=8, header_uri="h", pools=INFO.pools, hugepages=False)
+    effects = driver.dispatch(EpochProvisioned(stream_id=10000, info=new))
+    announce, response = sends(effects)
+    assert isinstance(announce, ShmPoolAnnounce)
+    assert (announce.epoch, announce.producer_id) == (101, 0)
+    assert response == ShmDetachResponse(correlation_id=9, code=ResponseCode.OK)
+
+
+def test_producer_attach_during_the_bump_is_answered_after_it(driver: Hsm[DriverModel]) -> None:
+    lease_id = attach(driver)
+    driver.dispatch(
+        ShmDetachRequest(
+            correlation_id=9, lease_id=lease_id, stream_id=10000, client_id=7, role=Role.PRODUCER
+        )
+    )
+    assert (
+        driver.dispatch(
+            ShmAttachRequest(
+                correlation_id=11,
+                stream_id=10000,
+                client_id=8,
+                role=Role.PRODUCER,
+                expected_layout_version=0,
+            )
+        )
+        == []
+    )
+    driver.dispatch(LeaseEnded(lease_id=lease_id, reason=LeaseRevokeReason.DETACHED, now_ns=0))
+    new = EpochInfo(epoch=101, header_nslots=8, header_uri="h", pools=INFO.pools, hugepages=False)
+    effects = driver.dispatch(EpochProvisioned(stream_id=10000, info=new))
+    (tell,) = [e for e in effects if isinstance(e, TellStream)]
+    assert isinstance(tell.command, ProducerAttach)
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "fields"),
+    [
+        (ResponseCode.INVALID_PARAMS, "invalid role", {"role": 7}),
+        (ResponseCode.REJECTED, "unknown lease", {"client_id": 8}),
+        (ResponseCode.REJECTED, "unknown lease", {"lease_id": 12345}),
+    ],
+)
+def test_detach_rejects(
+    driver: Hsm[DriverModel], code: ResponseCode, text: str, fields: dict[str, Any]
+) -> None:
+    lease_id = attach(driver)
+    base: dict[str, Any] = {
+        "correlation_id": 9,
+        "lease_id": lease_id,
+        "stream_id": 10000,
+        "client_id": 7,
+        "role": Role.PRODUCER,
+    }
+    base.update(fields)
+    (response,) = sends(driver.dispatch(ShmDetachRequest(**base)))
+    assert response == ShmDetachResponse(correlation_id=9, code=code, error_message=text)
+
+
+def test_shutdown_request_token_and_drain(driver: Hsm[DriverModel]) -> None:
+    attach(driver)
+    bad = ShmDriverShutdownRequest(correlation_id=1, reason=ShutdownReason.ADMIN, token="nope")
+    assert driver.dispatch(bad) == []
+    assert driver.model.counters["shutdown_request.rejected"] == 1
+    good = ShmDriverShutdownRequest(
+        correlation_id=1, reason=ShutdownReason.ADMIN, token="s3cret", error_message="bye"
+    )
+    effects = driver.dispatch(good)
+    assert driver.path == ("Driver", "Running", "Draining")
+    assert [type(m) for m in sends(effects)] == [ShmPoolAnnounce]
+    assert ArmShutdown(2_000_000_000) in effects
+    assert driver.dispatch(good) == []  # a second request while draining is ignored
+    (response,) = sends(
+        driver.dispatch(
+            ShmAttachRequest(
+                correlation_id=3,
+                stream_id=10000,
+                client_id=9,
+                role=Role.CONSUMER,
+                expected_layout_version=0,
+            )
+        )
+    )
+    assert response.error_message == "driver draining"
+    effects = driver.dispatch(ShutdownTimerFired(2_000_000_000))
+    assert sends(effects) == [
+        ShmDriverShutdown(
+            timestamp_ns=2_000_000_000, reason=ShutdownReason.ADMIN, error_message="bye"
+        )
+    ]
+    assert EnterStopped(cleanup_shm=False) in effects
+    assert driver.state == "Stopped"
+    assert driver.dispatch(LeaseCheckTimerFired(10**12)) == []
+
+
+def test_shutdown_request_ignored_without_configured_token(tmp_path: Path) -> None:
+    hsm = new_driver_hsm(
+        DriverModel(small_config(tmp_path), now_ns=0, pid=1, hugepages_capable=False)
+    )
+    hsm.dispatch(DriverStarted())
+    request = ShmDriverShutdownRequest(correlation_id=1, reason=ShutdownReason.ADMIN, token="")
+    assert hsm.dispatch(request) == []
+    assert hsm.state == "Serving"

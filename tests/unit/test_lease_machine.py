@@ -1,0 +1,74 @@
+"""Every transition of the Lease HSM."""
+
+import pytest
+
+from actors.commands import EndLease, GrantLease
+from actors.hsm import Hsm
+from actors.lease_machine import LEASE_MACHINE, LeaseModel, PublishRevoke
+from messages.control import LeaseRevokeReason, Role, ShmLeaseRevoked
+
+
+def lease() -> Hsm[LeaseModel]:
+    hsm = Hsm(LEASE_MACHINE, LeaseModel(lease_id=9, stream_id=3, client_id=4, role=Role.PRODUCER))
+    assert hsm.start() == []
+    return hsm
+
+
+def test_starts_unattached_and_grant_activates() -> None:
+    hsm = lease()
+    assert hsm.state == "Unattached"
+    assert hsm.dispatch(GrantLease(now_ns=1, expiry_ns=100)) == []
+    assert hsm.state == "Active"
+    assert hsm.model.expiry_ns == 100
+
+
+@pytest.mark.parametrize(
+    ("reason", "state", "text"),
+    [
+        (LeaseRevokeReason.DETACHED, "Detached", "lease detached"),
+        (LeaseRevokeReason.EXPIRED, "Expired", "lease expired"),
+        (LeaseRevokeReason.REVOKED, "Revoked", "lease revoked"),
+    ],
+)
+def test_each_end_emits_one_revoke(reason: LeaseRevokeReason, state: str, text: str) -> None:
+    hsm = lease()
+    hsm.dispatch(GrantLease(now_ns=1, expiry_ns=100))
+    effects = hsm.dispatch(EndLease(reason=reason, now_ns=50))
+    assert hsm.state == state
+    assert effects == [
+        PublishRevoke(
+            ShmLeaseRevoked(
+                timestamp_ns=50,
+                lease_id=9,
+                stream_id=3,
+                client_id=4,
+                role=Role.PRODUCER,
+                reason=reason,
+                error_message=text,
+            )
+        )
+    ]
+
+
+def test_at_most_one_revoke_per_lease() -> None:
+    hsm = lease()
+    hsm.dispatch(GrantLease(now_ns=1, expiry_ns=100))
+    hsm.dispatch(EndLease(reason=LeaseRevokeReason.EXPIRED, now_ns=2))
+    assert hsm.dispatch(EndLease(reason=LeaseRevokeReason.DETACHED, now_ns=3)) == []
+    assert hsm.dispatch(GrantLease(now_ns=4, expiry_ns=5)) == []
+    assert hsm.state == "Expired"
+    assert hsm.unhandled == 0
+
+
+def test_end_before_grant_still_revokes_once() -> None:
+    hsm = lease()
+    effects = hsm.dispatch(EndLease(reason=LeaseRevokeReason.REVOKED, now_ns=2))
+    assert len(effects) == 1
+    assert hsm.state == "Revoked"
+
+
+def test_second_grant_is_ignored() -> None:
+    hsm = lease()
+    hsm.dispatch(GrantLease(now_ns=1, expiry_ns=100))
+    assert hsm.dispatch(GrantLease(now_ns=1, expiry_ns=999)) == []
+    assert hsm.model.expiry_ns == 100

@@ -1,0 +1,68 @@
+"""The lease table and its deadline heap (§5: expiry when now > expiry, strictly)."""
+
+import pytest
+
+from actors.lease_table import LeaseRecord, LeaseTable
+from messages.control import Role
+
+
+def record(lease_id: int, client_id: int, expiry: int, stream: int = 1) -> LeaseRecord:
+    return LeaseRecord(
+        lease_id=lease_id,
+        client_id=client_id,
+        role=Role.CONSUMER,
+        stream_id=stream,
+        node_id=lease_id,
+        epoch=5,
+        expiry_ns=expiry,
+    )
+
+
+def test_expiry_is_strictly_greater() -> None:
+    table = LeaseTable()
+    table.add(record(1, 10, expiry=100))
+    assert table.expired(100) == []
+    assert [r.lease_id for r in table.expired(101)] == [1]
+
+
+def test_touch_moves_the_deadline_and_old_entries_are_stale() -> None:
+    table = LeaseTable()
+    table.add(record(1, 10, expiry=100))
+    table.touch(1, 300)
+    assert table.expired(200) == []
+    assert [r.lease_id for r in table.expired(301)] == [1]
+
+
+def test_removed_lease_never_expires() -> None:
+    table = LeaseTable()
+    table.add(record(1, 10, expiry=100))
+    table.remove(1)
+    assert table.expired(10**9) == []
+    assert table.by_client(10) is None
+    assert table.of_stream(1) == ()
+
+
+def test_sweep_returns_soonest_first_and_leaves_the_rest() -> None:
+    table = LeaseTable()
+    for i, expiry in enumerate((30, 10, 20, 40), start=1):
+        table.add(record(i, 100 + i, expiry))
+    assert [r.lease_id for r in table.expired(35)] == [2, 3, 1]
+    assert [r.lease_id for r in table.expired(41)] == [4]
+
+
+def test_indexes() -> None:
+    table = LeaseTable()
+    table.add(record(1, 10, 100, stream=7))
+    table.add(record(2, 11, 100, stream=7))
+    assert table.by_client(11) is not None
+    assert {r.lease_id for r in table.of_stream(7)} == {1, 2}
+    assert table.epochs_of_stream(7) == frozenset({5})
+    assert 1 in table
+    assert len(table) == 2
+
+
+def test_duplicate_client_is_refused() -> None:
+    table = LeaseTable()
+    table.add(record(1, 10, 100))
+    with pytest.raises(ValueError, match="client 10"):
+        table.add(record(2, 10, 100))
