@@ -96,12 +96,12 @@ def _request(
         raise _NoDriverError(f"{prog}: unreadable reply from {endpoint}: {raw[:80]!r}") from exc
 
 
-def status_main(argv: Sequence[str], out: TextIO | None = None) -> int:
+def status_main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """``status [--config FILE] [--json] [--timeout S]``: print what the driver holds."""
     prog = "tensorpool status"
     parser = _common_parser(prog, "Show a running driver's streams, leases and counters.")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait (default 3)")
-    args = parser.parse_args(list(argv))
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     stdout = out if out is not None else sys.stdout
     endpoint = "?"
     context: zmq.Context[Socket] = zmq.Context()
@@ -128,7 +128,7 @@ def status_main(argv: Sequence[str], out: TextIO | None = None) -> int:
     return EXIT_OK
 
 
-def events_main(argv: Sequence[str], out: TextIO | None = None) -> int:
+def events_main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """``events [--config FILE] [--json] [--count N] [--timeout S]``: follow driver events.
 
     Follows until Ctrl-C, until ``--count`` events arrived, or until ``--timeout`` seconds pass
@@ -143,7 +143,7 @@ def events_main(argv: Sequence[str], out: TextIO | None = None) -> int:
     parser.add_argument(
         "--events-endpoint", help="events endpoint to use instead of the configured run dir"
     )
-    args = parser.parse_args(list(argv))
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     stdout = out if out is not None else sys.stdout
     endpoint = "?"
     context: zmq.Context[Socket] = zmq.Context()
