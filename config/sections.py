@@ -6,6 +6,7 @@ every key it knows, so that anything left over is reported as unknown.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
     from config.table import Table
 
+log = logging.getLogger("config")
+
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
@@ -28,6 +31,7 @@ DEFAULT_CHANNEL = "aeron:ipc?term-length=4m"
 DEFAULT_BASE_DIR = "/dev/shm"  # noqa: S108 - the SHM root, not a temporary file
 DEFAULT_ANNOUNCE_PERIOD_MS = 1000
 _NAMESPACE = re.compile(r"[A-Za-z0-9_-]+")
+_OTHER_BITS = 0o007  # the mode bits C clients forbid on region files by default
 _Z85_ALPHABET = frozenset(
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
 )
@@ -65,6 +69,12 @@ def read_shm(t: Table) -> ShmSection:
     require_hugepages = t.boolean("require_hugepages", default=False)
     page_size_bytes = t.integer("page_size_bytes", 4096, lo=1, hi=UINT32_MAX)
     permissions_mode = t.octal("permissions_mode", "660", hi=0o777)
+    if permissions_mode & _OTHER_BITS:
+        # C clients refuse by default to map a region file with any 'other' bit set.
+        log.warning(
+            "config: %s = %o gives 'other' users access; C clients will refuse to map "
+            "such regions (use 660 or 600)", t.key("permissions_mode"), permissions_mode
+        )
     allowed = t.strings("allowed_base_dirs", (str(base_dir),))
     if not allowed:
         raise t.fail("allowed_base_dirs", "must not be empty (omit it to allow base_dir)")

@@ -66,7 +66,7 @@ def _pools(data: bytes, pos: int, header_nslots: int) -> tuple[list[str], int, i
     for _ in range(count):
         _pool_id, nslots, stride = struct.unpack_from("<HII", data, pos)
         uri, pos = _var(data, pos + entry_block)
-        if nslots in (_U32_NULL,) or stride == _U32_NULL:
+        if _U32_NULL in (nslots, stride):
             problems.append("pool field null")
         if nslots != header_nslots:
             problems.append(f"pool nslots {nslots} != header nslots {header_nslots}")
@@ -195,10 +195,10 @@ def region_file(uri: str, allowed: tuple[str, ...], expected: dict[str, int]) ->
     canon = [os.path.realpath(a) for a in allowed]
     if not any(real == a or real.startswith(a.rstrip("/") + "/") for a in canon):
         problems.append(f"{real} outside {canon}")
-    walked = "/"
+    walked = Path("/")
     for part in path.split("/")[1:-1]:
-        walked = os.path.join(walked, part)
-        if os.path.islink(walked):
+        walked /= part
+        if walked.is_symlink():
             problems.append(f"symlink component {walked} (C opens with O_NOFOLLOW)")
     st = os.lstat(path)
     if not stat.S_ISREG(st.st_mode):
