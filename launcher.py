@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """``tensorpool-driver``: configuration and environment in, a running driver out.
 
 Start order: configuration -> namespace lock -> Aeron media driver (joined or embedded) ->

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """The admin plane: answer ``status`` and publish lifecycle events over zmq, from one thread.
 
 Neither reference driver can be asked what it holds; ours answers ``tensorpool status`` and

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """CURVE checks for the optional TCP status endpoint: never a TCP admin socket without them.
 
 A plain TCP status port would tell anyone on the network which clients hold which leases, so

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """The admin plane's run directory: owner-only, never someone else's, never through a symlink.
 
 Anyone who can write to the run directory can replace the status socket with their own and

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Turn a ``DriverStatus`` (plus the launcher's ``info()``) into the JSON the admin CLI reads.
 
 Pure functions, no zmq: the admin thread calls them once a status future has resolved. The

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Clocks: the only place the actor system reads time or waits for it.
 
 Timers are deadlines on CLOCK_MONOTONIC nanoseconds (the spec's lease and announce clock).

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """A pykka actor whose mailbox is served by a small shared thread pool.
 
 One ``ThreadingActor`` per lease would mean 10,000 OS threads on a 2-core host; a

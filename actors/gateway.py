@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """ControlGateway: the driver's only Aeron code (the adapter and the proxy of the conductor).
 
 One thread owns the Aeron client, the control subscription and every publication

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Thread-safe counters and a rate-limited logger for the control gateway.
 
 The gateway's poll thread increments counters; the admin plane snapshots them from its own

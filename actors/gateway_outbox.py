@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """One publication's outgoing FIFO: encoded messages offered in order, retried head of line.
 
 Only the gateway's poll thread touches a ``PublicationQueue``. The spec orders some replies

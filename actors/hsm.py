@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """A small hierarchical state machine engine with the semantics of Hsm.jl.
 
 The decision logic of the driver, stream and lease actors lives in state tables run by this

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """One tensorpool driver per SHM namespace: an exclusive ``flock`` on ``driver.lock``.
 
 Two drivers on one namespace would provision the same stream directories and hand out

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """The Aeron media driver behind the gateway: use a live one, else embed one.
 
 Clients with default settings look for the media driver in one directory, so the launcher

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """The TimerActor: turns clock deadlines into timer events told to the DriverActor.
 
 Decisions never read a clock: each timer event carries ``now_ns``, the clock reading at which

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Attach benchmark: a driver subprocess measured from a raw Aeron client in this process.
 
     .venv/bin/python bench/attach.py [--consumer-n 300] [--producer-n 150]
@@ -126,6 +125,8 @@ class Client:
         return time.perf_counter_ns() - t0, resp
 
     def detach(self, resp: ShmAttachResponse, client_id: int, role: Role) -> None:
+        if resp.lease_id is None:
+            raise RuntimeError(f"attach response without a lease: {resp}")
         self._cid += 1
         cid = self._cid
         self.offer(

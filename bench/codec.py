@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Encode/decode cost of the messages on the driver's hot paths.
 
 Run: .venv/bin/python bench/codec.py [--runs 7] [--number 20000]

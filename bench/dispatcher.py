@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Pooled actors at 1 Hz: how long a round takes, CPU per second, and memory.
 
     .venv/bin/python bench/dispatcher.py [rounds] [counts...]

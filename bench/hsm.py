@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Cost of one Hsm.dispatch, in ns/event, for the three shapes the driver's machines use.
 
     .venv/bin/python bench/hsm.py [events]

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from actors import start_driver_system
+from actors import DriverSystem, start_driver_system
 from actors.testing import small_config
 from messages.control import (
     ResponseCode,
@@ -84,8 +84,10 @@ def run_one(n: int, seconds: float) -> dict[str, float]:
             system.stop()
 
 
-def _measure(system: object, outbox: CountingOutbox, n: int, seconds: float) -> dict[str, float]:
-    driver = system.driver  # type: ignore[attr-defined]
+def _measure(
+    system: DriverSystem, outbox: CountingOutbox, n: int, seconds: float
+) -> dict[str, float]:
+    driver = system.driver
     rss_start = rss_mb()
     t0 = time.monotonic()
     for i in range(n):
@@ -113,11 +115,13 @@ def _measure(system: object, outbox: CountingOutbox, n: int, seconds: float) -> 
         round_start = time.monotonic()
         stopped = round_start >= stop_sample_at
         if stopped and not expiry:
-            status = system.status()  # type: ignore[attr-defined]
+            status = system.status()
             expiry = {s.lease_id: s.expiry_ns for s in status.leases if s.lease_id in sample}
         for index, r in enumerate(leases):
             if stopped and r.lease_id in sample:
                 continue
+            if r.lease_id is None or r.stream_id is None:
+                raise RuntimeError(f"OK attach response without a lease: {r}")
             driver.tell(
                 ShmLeaseKeepalive(
                     lease_id=r.lease_id,

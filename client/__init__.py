@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Python client of the tensorpool driver: control plane, producer and consumer.
 
 ``DriverClient`` attaches, detaches and keeps leases alive over Aeron; ``Producer`` writes

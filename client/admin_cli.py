@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """``tensorpool status`` and ``tensorpool events``: ask a running driver what it is doing.
 
 The CLI finds the driver exactly as the driver found its own sockets: the same ``--config``

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Human-readable text for the admin CLI: the status tables and one line per event.
 
 Works on the decoded JSON (client/admin_protocol.py), so the text and ``--json`` never tell

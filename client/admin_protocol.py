@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """The admin plane's wire contract, shared by the driver side (actors/admin.py) and the CLI.
 
 It lives in ``client/`` because the CLI must never import ``actors/``; the driver side imports

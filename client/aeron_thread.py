@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """The one thread that owns a client's Aeron objects, and the handles other threads use.
 
 pyaeron objects must stay on one thread, and a fragment handler must neither re-poll nor close

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """``Consumer``: attach as CONSUMER, map read-only, turn descriptors into zero-copy frames.
 
 Each FrameDescriptor is checked with the reader side of the seqlock (shm-layout.md §4): the

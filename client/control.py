@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """``DriverClient``: the control-plane client of the tensorpool driver (driver-protocol.md §4-§5).
 
 All Aeron objects live on one ``AeronThread``; the public methods are called from user threads

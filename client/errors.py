@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """One exception class per way a client call can fail, so callers branch on the class."""
 
 from __future__ import annotations

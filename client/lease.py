@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """A granted lease, built only from an OK attach response that passes the client checks."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """What a client has heard from the driver: revokes, shutdowns, announces, consumer configs.
 
 Written by the Aeron thread, read and waited on by user threads through one condition

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """``Producer``: attach as PRODUCER, write frames through the seqlock, publish descriptors.
 
 The producer maps the regions its attach response names (validated per shm-layout.md §8),

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Correlation ids and the table of requests waiting for their response (driver-protocol.md §4).
 
 Responses are broadcast on the shared control stream, so a client accepts a response only for

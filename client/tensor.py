@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """numpy arrays <-> the TensorHeader of a slot (dtype, major order, dims, byte strides).
 
 Payloads are little-endian, as every integer of the SHM layout. The producer writes an array

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Print the frames of a stream of a running ``python launcher.py``.
 
 Usage: ``python examples/consumer.py AERON_DIR [STREAM_ID] [SECONDS]``.

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Publish a few float32 frames on a stream of a running ``python launcher.py``.
 
 Usage: ``python examples/producer.py AERON_DIR [STREAM_ID] [COUNT]`` (stream 10000 is the

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """SBE codecs of the driver control schema (901) and the wire schema (900).
 
 ``decode(buffer)`` turns one framed message into a frozen message object, ``encode(message)``

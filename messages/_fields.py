@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """The runtime parts of a compiled layout: fixed block, var-data field, repeating group.
 
 Every read is bounds-checked before it happens, so a short or lying buffer raises a

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Compiling a declared class into a codec, and the message codec itself.
 
 ``compile_layout`` turns a dataclass's ``Annotated`` fields into a ``Block`` (one

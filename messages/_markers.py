@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Wire-encoding markers: what a field's ``Annotated`` metadata says about its bytes."""
 
 from __future__ import annotations

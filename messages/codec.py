@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """The public codec: ``decode`` dispatches on (schemaId, templateId), ``encode`` writes bytes.
 
 Checks run in the order of sbe.md §7 and §10 (length, dispatch, version, block length, then

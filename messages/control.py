@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Driver control schema 901 (driver-protocol.md): its enums and its eight messages.
 
 Field order is the wire order; the engine computes offsets from it and checks each block

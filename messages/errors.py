@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Codec errors: one class per way a buffer or a value can be wrong.
 
 Receivers branch on the class (the gateway ignores ``UnknownMessage`` silently, answers an

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """A small SBE engine: each message declares its layout once and the engine derives both codecs.
 
 A message is a frozen dataclass whose fields are ``Annotated`` with their wire encoding

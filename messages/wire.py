@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Wire schema 900 (wire-protocol.md, shm-layout.md): enums, messages and SHM structures.
 
 ``ResponseCode`` and ``PayloadPool`` are the schema-901 classes: the same values and the same

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Behaviour of PooledActor: guards the pykka 4.5 internals that actors/dispatcher.py copies.
 
 Each test waits on events, futures or asks; none sleeps. ``time.sleep(0)`` inside a handler

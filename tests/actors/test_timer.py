@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """TimerActor on a ManualClock: exact firing times and counts, re-arming, shutdown, stop."""
 
 from __future__ import annotations

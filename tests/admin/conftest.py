@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Fixtures for the admin plane: short run dirs, a fake DriverActor, a running plane."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Helpers for the admin tests: a sample DriverStatus, a fake DriverActor, a REQ round trip."""
 
 from __future__ import annotations
@@ -8,7 +7,7 @@ import json
 import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pykka
 import zmq
@@ -103,12 +102,51 @@ def make_config(run_dir: Path, **admin: object) -> DriverConfig:
     return dataclasses.replace(config, admin=section)
 
 
+def as_driver_ref(ref: pykka.ActorRef[FakeDriver]) -> pykka.ActorRef[pykka.Actor]:
+    """``ref`` as ``AdminPlane.bind_driver`` takes it.
+
+    ``pykka.ActorRef`` is invariant in its actor type, so an ``ActorRef[FakeDriver]`` is not an
+    ``ActorRef[Actor]`` to mypy although every use of it through that type is safe.
+    """
+    return cast("pykka.ActorRef[pykka.Actor]", ref)
+
+
+def zmq_context() -> zmq.Context[zmq.Socket[bytes]]:
+    """The process-wide zmq context, typed: mypy cannot infer ``Context.instance()``'s socket type."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    return ctx
+
+
+def json_object(value: object) -> dict[str, object]:
+    """``value`` (decoded JSON) as an object; fails the test when it is something else."""
+    assert isinstance(value, dict), value
+    return value
+
+
+def json_list(value: object) -> list[object]:
+    """``value`` (decoded JSON) as an array; fails the test when it is something else."""
+    assert isinstance(value, list), value
+    return value
+
+
+def json_objects(value: object) -> list[dict[str, object]]:
+    """``value`` (decoded JSON) as an array of objects."""
+    return [json_object(item) for item in json_list(value)]
+
+
+def json_counters(value: object) -> dict[str, int]:
+    """``value`` (decoded JSON) as a counters object: every value an integer."""
+    counters = json_object(value)
+    assert all(isinstance(n, int) for n in counters.values()), counters
+    return cast("dict[str, int]", counters)
+
+
 Request = Callable[..., dict[str, object]]
 
 
 def request(endpoint: str, payload: bytes, timeout_s: float = 3.0) -> dict[str, object]:
     """One REQ round trip; raises zmq.Again when nothing answers in time."""
-    ctx = zmq.Context.instance()
+    ctx = zmq_context()
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVTIMEO, int(timeout_s * 1000))

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """``tensorpool status`` / ``tensorpool events`` against a plane with a fake driver."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """A real driver process, a real Aeron client, and the admin CLI asking it what it holds."""
 
 from __future__ import annotations

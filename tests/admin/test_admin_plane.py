@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """The admin plane against a fake DriverActor: status, ping, bad requests, events, stalls."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Who may talk to the admin plane: owner-only files, safe run dirs, CURVE on TCP."""
 
 from __future__ import annotations

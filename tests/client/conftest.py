@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Fixtures: an embedded Aeron media driver per test, the fake driver peer, started clients."""
 
 from __future__ import annotations

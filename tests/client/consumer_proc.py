@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """A consumer in its own process: prints ``ready``, then one JSON line per frame it reads.
 
 Run by test_producer_consumer.py: ``python consumer_proc.py AERON_DIR BASE_DIR STREAM COUNT``.

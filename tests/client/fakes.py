@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """A scripted fake driver peer and helpers to build its answers and provision regions.
 
 The fake peer is a thread with its own Aeron client on the control stream: it decodes every

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """DriverClient against a scripted fake driver on a real embedded Aeron media driver."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Producer and Consumer over regions provisioned by shm/, granted by the fake driver peer."""
 
 from __future__ import annotations

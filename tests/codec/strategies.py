@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Hypothesis strategies for every declared message, derived from the engine's own layouts.
 
 Deriving them from the compiled declaration means a message added to a schema module is

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """The public surface promised by docs/CONTRACTS.md, so other packages can rely on it."""
 
 from __future__ import annotations

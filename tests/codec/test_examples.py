@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """The worked byte examples of the spec, reproduced exactly in both directions."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Property tests over every declared message: round trips, truncations, hostile input."""
 
 from __future__ import annotations

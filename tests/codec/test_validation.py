@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Targeted validation rules of sbe.md §7-§10 and the contract's lenient request enums."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Fixtures for gateway tests: an embedded media driver, raw pyaeron peers, a recording actor."""
 
 from __future__ import annotations

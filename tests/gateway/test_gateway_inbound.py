@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Inbound path of the ControlGateway over a real media driver: what reaches the DriverActor."""
 
 from __future__ import annotations

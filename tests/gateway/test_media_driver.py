@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Joining or embedding the Aeron media driver, and the one-driver-per-namespace lock."""
 
 from __future__ import annotations

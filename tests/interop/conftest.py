@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Driver processes for end-to-end tests: real ``python launcher.py`` subprocesses.
 
 Every process a test starts is killed by the fixture, even when the test fails, and every

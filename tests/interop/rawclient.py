@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """A raw Aeron client speaking the spec byte for byte, with no client library in between.
 
 It records every decoded message from the control (and announce) stream in arrival order, so

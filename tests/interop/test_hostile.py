@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Hostile and truncated control messages against a running driver process."""
 
 from __future__ import annotations

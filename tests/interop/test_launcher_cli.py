@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """The launcher as a command: help, bad configuration, one driver per namespace."""
 
 from __future__ import annotations

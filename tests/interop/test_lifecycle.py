@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """A running driver process seen by raw Aeron clients: attach, keepalive, detach, expiry."""
 
 from __future__ import annotations

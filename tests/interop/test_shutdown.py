@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """Ending and restarting a driver process: shutdown request, SIGTERM, restart, stale dirs."""
 
 from __future__ import annotations

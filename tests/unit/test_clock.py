@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """ManualClock (exact, synchronous) and MonotonicClock (real thread, waits on events)."""
 
 from __future__ import annotations

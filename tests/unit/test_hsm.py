@@ -1,4 +1,3 @@
-# Copyright 2026 The tensorpool-driver authors. SPDX-License-Identifier: Apache-2.0
 """The HSM engine: entry/exit order, bubbling, reporting, run-to-completion, validation."""
 
 from __future__ import annotations
