@@ -25,12 +25,14 @@ from messages.control import (
     ShutdownReason,
 )
 from messages.events import ShutdownRequested
-from messages.wire import ConsumerConfig, ConsumerHello, Mode, ShmPoolAnnounce
+from messages.wire import Bool, ConsumerConfig, ConsumerHello, Mode, ShmPoolAnnounce
 from shm.paths import stream_dir
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+    from messages.sbe import SbeMessage
 
 START = 1_000_000_000
 MS = 1_000_000
@@ -99,7 +101,7 @@ class Harness:
             return []
         return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
 
-    def after(self, message: object) -> list[object]:
+    def after(self, message: object) -> list[SbeMessage]:
         messages = self.outbox.messages
         index = max(i for i, m in enumerate(messages) if m is message)
         return messages[index + 1 :]
@@ -247,8 +249,8 @@ def test_hello_gets_config_for_a_consumer_lease(h: Harness) -> None:
     hello = ConsumerHello(
         stream_id=10000,
         consumer_id=8,
-        supports_shm=1,
-        supports_progress=0,
+        supports_shm=Bool.TRUE,
+        supports_progress=Bool.FALSE,
         mode=Mode.STREAM,
         max_rate_hz=0,
         expected_layout_version=1,
@@ -262,8 +264,8 @@ def test_hello_gets_config_for_a_consumer_lease(h: Harness) -> None:
         ConsumerHello(
             stream_id=10000,
             consumer_id=99,
-            supports_shm=1,
-            supports_progress=0,
+            supports_shm=Bool.TRUE,
+            supports_progress=Bool.FALSE,
             mode=Mode.STREAM,
             max_rate_hz=0,
             expected_layout_version=1,

@@ -112,7 +112,7 @@ def as_driver_ref(ref: pykka.ActorRef[FakeDriver]) -> pykka.ActorRef[pykka.Actor
 
 
 def zmq_context() -> zmq.Context[zmq.Socket[bytes]]:
-    """The process-wide zmq context, typed: mypy cannot infer ``Context.instance()``'s socket type."""
+    """The process-wide zmq context, typed (mypy cannot infer its socket type by itself)."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     return ctx
 
@@ -134,11 +134,25 @@ def json_objects(value: object) -> list[dict[str, object]]:
     return [json_object(item) for item in json_list(value)]
 
 
+def json_int(value: object) -> int:
+    """``value`` (decoded JSON) as an integer; fails the test when it is something else."""
+    assert isinstance(value, int), value
+    return value
+
+
+def json_str(value: object) -> str:
+    """``value`` (decoded JSON) as a string; fails the test when it is something else."""
+    assert isinstance(value, str), value
+    return value
+
+
 def json_counters(value: object) -> dict[str, int]:
     """``value`` (decoded JSON) as a counters object: every value an integer."""
-    counters = json_object(value)
-    assert all(isinstance(n, int) for n in counters.values()), counters
-    return cast("dict[str, int]", counters)
+    counters: dict[str, int] = {}
+    for name, n in json_object(value).items():
+        assert isinstance(n, int), (name, n)
+        counters[name] = n
+    return counters
 
 
 Request = Callable[..., dict[str, object]]

@@ -6,6 +6,7 @@ import io
 import json
 import socket
 import threading
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,9 +16,15 @@ from client.admin_format import format_event
 from config import DEFAULT_CONFIG_TOML
 from messages.events import DriverEvent
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from actors.admin import AdminPlane
+    from config import DriverConfig
+
 
 @pytest.fixture
-def config_file(run_dir, tmp_path):
+def config_file(run_dir: Path, tmp_path: Path) -> Path:
     """The built-in configuration with the admin run dir moved into the test's directory."""
     text = DEFAULT_CONFIG_TOML.replace(
         "[admin]\nenabled = true", f'[admin]\nenabled = true\nrun_dir = "{run_dir}"'
@@ -29,7 +36,9 @@ def config_file(run_dir, tmp_path):
 
 
 class TestStatusCommand:
-    def test_no_driver_is_one_line_on_stderr_and_exit_1(self, config_file, run_dir, capsys):
+    def test_no_driver_is_one_line_on_stderr_and_exit_1(
+        self, config_file: Path, run_dir: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         assert status_main(["--config", str(config_file), "--timeout", "0.5"]) == 1
         captured = capsys.readouterr()
         assert captured.out == ""
@@ -38,7 +47,9 @@ class TestStatusCommand:
             " (is the driver running?)\n"
         )
 
-    def test_a_socket_nobody_answers_on_is_exit_1_within_the_timeout(self, run_dir, capsys):
+    def test_a_socket_nobody_answers_on_is_exit_1_within_the_timeout(
+        self, run_dir: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         run_dir.mkdir(mode=0o700)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(run_dir / "admin.sock"))
@@ -50,14 +61,16 @@ class TestStatusCommand:
         assert code == 1
         assert capsys.readouterr().err.count("\n") == 1
 
-    def test_json_output_parses(self, plane, config_file):
+    def test_json_output_parses(self, plane: AdminPlane, config_file: Path) -> None:
         out = io.StringIO()
         assert status_main(["--config", str(config_file), "--json"], out=out) == 0
         status = json.loads(out.getvalue())
         assert status["streams"][0]["epoch"] == 77
         assert {lease["lease_id"] for lease in status["leases"]} == {11, 12}
 
-    def test_human_output_has_driver_line_tables_and_counters(self, plane, config_file):
+    def test_human_output_has_driver_line_tables_and_counters(
+        self, plane: AdminPlane, config_file: Path
+    ) -> None:
         out = io.StringIO()
         assert status_main(["--config", str(config_file)], out=out) == 0
         lines = out.getvalue().splitlines()
@@ -73,7 +86,9 @@ class TestStatusCommand:
         assert ["11", "501", "PRODUCER", "10000", "1", "77", "Lease.Active", "3000"] in lease_rows
         assert any(line.split() == ["gateway.decode_errors", "3"] for line in lines)
 
-    def test_a_driver_error_reply_is_exit_1(self, config, config_file, capsys):
+    def test_a_driver_error_reply_is_exit_1(
+        self, config: DriverConfig, config_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         admin = start_admin(config, dict)  # no driver bound
         try:
             assert status_main(["--config", str(config_file)]) == 1
@@ -81,7 +96,9 @@ class TestStatusCommand:
             admin.stop()
         assert "driver not started yet" in capsys.readouterr().err
 
-    def test_a_bad_config_file_is_exit_2(self, tmp_path, capsys):
+    def test_a_bad_config_file_is_exit_2(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         bad = tmp_path / "bad.toml"
         bad.write_text("[driver\n")
         assert status_main(["--config", str(bad)]) == 2
@@ -89,11 +106,13 @@ class TestStatusCommand:
 
 
 class TestEventsCommand:
-    def test_no_driver_is_exit_1(self, config_file, run_dir, capsys):
+    def test_no_driver_is_exit_1(
+        self, config_file: Path, run_dir: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         assert events_main(["--config", str(config_file), "--timeout", "0.3"]) == 1
         assert "no driver answering" in capsys.readouterr().err
 
-    def test_follows_events_until_count(self, plane, config_file):
+    def test_follows_events_until_count(self, plane: AdminPlane, config_file: Path) -> None:
         out = io.StringIO()
         result: list[int] = []
         follower = threading.Thread(
@@ -121,13 +140,15 @@ class TestEventsCommand:
         assert events[0]["kind"] == "probe"
         assert events[1]["kind"] in {"probe", "attach"}
 
-    def test_count_not_reached_within_timeout_is_exit_1(self, plane, config_file, capsys):
+    def test_count_not_reached_within_timeout_is_exit_1(
+        self, plane: AdminPlane, config_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         args = ["--config", str(config_file), "--count", "1", "--timeout", "0.3"]
         assert events_main(args) == 1
         assert "0 of 1 events" in capsys.readouterr().err
 
 
-def test_human_event_line():
+def test_human_event_line() -> None:
     line = format_event(
         {
             "kind": "revoke",

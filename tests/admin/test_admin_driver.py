@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,6 +20,10 @@ from client.admin_cli import status_main
 from client.control import DriverClient
 from config import DEFAULT_CONFIG_TOML
 from messages.control import Role
+from tests.admin.helpers import json_int, json_object, json_objects, json_str
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [
@@ -44,11 +49,11 @@ def _write_config(base: Path) -> Path:
     return path
 
 
-def _status_json(config: Path, capsys: pytest.CaptureFixture[str]) -> dict | None:
+def _status_json(config: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object] | None:
     out = io.StringIO()
     code = status_main(["--config", str(config), "--json", "--timeout", "0.5"], out=out)
     capsys.readouterr()
-    return json.loads(out.getvalue()) if code == 0 else None
+    return json_object(json.loads(out.getvalue())) if code == 0 else None
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -77,18 +82,20 @@ class _Lines(threading.Thread):
                 self.lines.append(line)
                 self.cond.notify_all()
 
-    def wait_for(self, predicate, timeout: float = 10.0) -> list[str]:
+    def wait_for(self, predicate: Callable[[list[str]], bool], timeout: float = 10.0) -> list[str]:
         with self.cond:
             assert self.cond.wait_for(lambda: predicate(self.lines), timeout), self.lines
             return list(self.lines)
 
 
-def _kinds(lines: list[str]) -> list[tuple[str, dict]]:
-    events = [json.loads(line) for line in lines if line.strip()]
-    return [(e["kind"], e["fields"]) for e in events]
+def _kinds(lines: list[str]) -> list[tuple[str, dict[str, object]]]:
+    events = [json_object(json.loads(line)) for line in lines if line.strip()]
+    return [(json_str(e["kind"]), json_object(e["fields"])) for e in events]
 
 
-def test_status_and_events_of_a_running_driver(run_dir, capsys):
+def test_status_and_events_of_a_running_driver(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = run_dir.parent
     config = _write_config(base)
     env = {**os.environ, "AERON_CLIENT_LIVENESS_TIMEOUT": "2s"}
@@ -109,8 +116,8 @@ def test_status_and_events_of_a_running_driver(run_dir, capsys):
         while status is None and time.monotonic() < deadline and driver.poll() is None:
             status = _status_json(config, capsys)
         assert status is not None, log.read_text()
-        assert status["driver"]["state"].startswith("Driver.Running")
-        assert status["driver"]["aeron_dir"] == str(base / "aeron")
+        assert json_str(json_object(status["driver"])["state"]).startswith("Driver.Running")
+        assert json_object(status["driver"])["aeron_dir"] == str(base / "aeron")
 
         follower = subprocess.Popen(
             [sys.executable, "launcher.py", "events", "--config", str(config), "--json"],
@@ -127,11 +134,11 @@ def test_status_and_events_of_a_running_driver(run_dir, capsys):
             lease = client.attach(10000, Role.PRODUCER)
             status = _status_json(config, capsys)
             assert status is not None
-            [held] = [s for s in status["leases"] if s["lease_id"] == lease.lease_id]
+            [held] = [s for s in json_objects(status["leases"]) if s["lease_id"] == lease.lease_id]
             assert held["role"] == "PRODUCER"
             assert held["client_id"] == lease.client_id
-            assert held["expires_in_ms"] > 0
-            [stream] = [s for s in status["streams"] if s["stream_id"] == 10000]
+            assert json_int(held["expires_in_ms"]) > 0
+            [stream] = [s for s in json_objects(status["streams"]) if s["stream_id"] == 10000]
             assert stream["epoch"] == lease.epoch
             assert stream["producer_lease_id"] == lease.lease_id
             client.detach(lease)

@@ -5,13 +5,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from typing import TYPE_CHECKING
 
 import pytest
 import zmq
 
 from actors.admin import AdminPlane, start_admin
 from messages.events import DriverEvent
-from tests.admin.helpers import request
+from tests.admin.helpers import (
+    FakeDriver,
+    as_driver_ref,
+    json_counters,
+    json_object,
+    json_objects,
+    request,
+    zmq_context,
+)
+
+if TYPE_CHECKING:
+    import pykka
+
+    from config import DriverConfig
 
 
 def _status(plane: AdminPlane) -> dict[str, object]:
@@ -23,7 +37,9 @@ def _status(plane: AdminPlane) -> dict[str, object]:
 
 
 class TestStatus:
-    def test_status_reports_driver_streams_leases_and_merged_counters(self, plane):
+    def test_status_reports_driver_streams_leases_and_merged_counters(
+        self, plane: AdminPlane
+    ) -> None:
         status = _status(plane)
         assert status["driver"] == {
             "instance_id": "driver-01",
@@ -33,29 +49,31 @@ class TestStatus:
             "aeron_dir": "/dev/shm/aeron-test",
             "shm_base_dir": "/dev/shm",
         }
-        [stream] = status["streams"]
+        [stream] = json_objects(status["streams"])
         assert stream["stream_id"] == 10000
         assert stream["epoch"] == 77
         assert stream["producer_lease_id"] == 11
         assert stream["consumer_count"] == 1
         assert stream["pool_uris"] == ["shm:file?path=/dev/shm/x/1.pool"]
-        assert [lease["lease_id"] for lease in status["leases"]] == [11, 12]
-        producer, consumer = status["leases"]
+        assert [lease["lease_id"] for lease in json_objects(status["leases"])] == [11, 12]
+        producer, consumer = json_objects(status["leases"])
         assert producer["role"] == "PRODUCER"
         assert producer["expires_in_ms"] == 3000
         assert consumer["role"] == "CONSUMER"
         assert consumer["expires_in_ms"] == 2500
-        counters = status["counters"]
+        counters = json_counters(status["counters"])
         assert counters["attach.ok"] == 2
         assert counters["gateway.decode_errors"] == 3
         assert counters["admin.requests"] == 1
 
-    def test_ping_answers_with_the_instance_id(self, plane):
+    def test_ping_answers_with_the_instance_id(self, plane: AdminPlane) -> None:
         reply = request(plane.endpoints[0], b'{"cmd": "ping"}')
         assert reply["ok"] is True
         assert reply["instance_id"] == "driver-01"
 
-    def test_status_before_the_driver_is_bound_is_an_error_reply(self, config):
+    def test_status_before_the_driver_is_bound_is_an_error_reply(
+        self, config: DriverConfig
+    ) -> None:
         admin = start_admin(config, dict)
         try:
             reply = request(admin.endpoints[0], b'{"cmd": "status"}')
@@ -63,12 +81,16 @@ class TestStatus:
         finally:
             admin.stop()
 
-    def test_a_dead_driver_gets_an_error_reply(self, plane, fake_driver):
+    def test_a_dead_driver_gets_an_error_reply(
+        self, plane: AdminPlane, fake_driver: pykka.ActorRef[FakeDriver]
+    ) -> None:
         fake_driver.stop()
         reply = request(plane.endpoints[0], b'{"cmd": "status"}')
         assert reply == {"ok": False, "error": "driver actor is not running"}
 
-    def test_a_slow_driver_times_out_and_the_plane_keeps_serving(self, plane, fake_driver):
+    def test_a_slow_driver_times_out_and_the_plane_keeps_serving(
+        self, plane: AdminPlane, fake_driver: pykka.ActorRef[FakeDriver]
+    ) -> None:
         hold = fake_driver.ask("hold")
         try:
             reply = request(plane.endpoints[0], b'{"cmd": "status"}')
@@ -77,17 +99,19 @@ class TestStatus:
             assert request(plane.endpoints[0], b'{"cmd": "ping"}')["ok"] is True
         finally:
             hold.set()
-        assert _status(plane)["counters"]["admin.status_timeouts"] == 1
+        assert json_counters(_status(plane)["counters"])["admin.status_timeouts"] == 1
 
-    def test_info_failure_is_reported_not_raised(self, config, fake_driver):
+    def test_info_failure_is_reported_not_raised(
+        self, config: DriverConfig, fake_driver: pykka.ActorRef[FakeDriver]
+    ) -> None:
         def broken() -> dict[str, object]:
             raise RuntimeError("boom")
 
         admin = start_admin(config, broken)
-        admin.bind_driver(fake_driver)
+        admin.bind_driver(as_driver_ref(fake_driver))
         try:
             status = _status(admin)
-            assert status["driver"]["info_error"] == "RuntimeError('boom')"
+            assert json_object(status["driver"])["info_error"] == "RuntimeError('boom')"
         finally:
             admin.stop()
 
@@ -104,19 +128,21 @@ MALFORMED = [
 
 class TestMalformedRequests:
     @pytest.mark.parametrize(("payload", "error"), MALFORMED)
-    def test_each_malformed_request_gets_an_error_reply(self, plane, payload, error):
+    def test_each_malformed_request_gets_an_error_reply(
+        self, plane: AdminPlane, payload: bytes, error: str
+    ) -> None:
         reply = request(plane.endpoints[0], payload)
         assert reply["ok"] is False
         assert error in str(reply["error"])
 
-    def test_malformed_requests_are_counted_and_serving_goes_on(self, plane):
+    def test_malformed_requests_are_counted_and_serving_goes_on(self, plane: AdminPlane) -> None:
         for payload, _ in MALFORMED:
             assert request(plane.endpoints[0], payload)["ok"] is False
-        counters = _status(plane)["counters"]
+        counters = json_counters(_status(plane)["counters"])
         assert counters["admin.malformed_requests"] == len(MALFORMED)
 
-    def test_a_multipart_request_from_a_dealer_gets_an_error_reply(self, plane):
-        sock = zmq.Context.instance().socket(zmq.DEALER)
+    def test_a_multipart_request_from_a_dealer_gets_an_error_reply(self, plane: AdminPlane) -> None:
+        sock = zmq_context().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVTIMEO, 3000)
         try:
@@ -128,21 +154,23 @@ class TestMalformedRequests:
         assert delimiter == b""
         assert json.loads(body) == {"ok": False, "error": "expected one request frame, got 2"}
 
-    def test_a_vanished_client_does_not_wedge_the_plane(self, plane, fake_driver):
+    def test_a_vanished_client_does_not_wedge_the_plane(
+        self, plane: AdminPlane, fake_driver: pykka.ActorRef[FakeDriver]
+    ) -> None:
         hold = fake_driver.ask("hold")
-        sock = zmq.Context.instance().socket(zmq.REQ)
+        sock = zmq_context().socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(plane.endpoints[0])
         sock.send(b'{"cmd": "status"}')
         sock.close()  # gone before its answer exists
         hold.set()
         for _ in range(3):
-            assert _status(plane)["driver"]["instance_id"] == "driver-01"
+            assert json_object(_status(plane)["driver"])["instance_id"] == "driver-01"
 
 
 def _subscribe(plane: AdminPlane) -> zmq.Socket[bytes]:
     """A SUB socket that has provably joined: it received a probe event."""
-    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub = zmq_context().socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.connect(plane.endpoints[1])
@@ -157,7 +185,7 @@ def _subscribe(plane: AdminPlane) -> zmq.Socket[bytes]:
 
 
 class TestEvents:
-    def test_events_are_published_as_json(self, plane):
+    def test_events_are_published_as_json(self, plane: AdminPlane) -> None:
         sub = _subscribe(plane)
         try:
             plane.events.emit(DriverEvent("attach", 123, {"lease_id": 7, "role": "PRODUCER"}))
@@ -175,24 +203,28 @@ class TestEvents:
         assert second["kind"] == "revoke"
         assert second["fields"]["reason"] == "DETACHED"
 
-    def test_a_subscriber_that_never_reads_does_not_stall_the_plane(self, plane):
+    def test_a_subscriber_that_never_reads_does_not_stall_the_plane(
+        self, plane: AdminPlane
+    ) -> None:
+        def emit_many() -> None:
+            for i in range(30_000):
+                plane.events.emit(DriverEvent("x", i))
+
         sub = _subscribe(plane)
         try:
-            emitter = threading.Thread(
-                target=lambda: [plane.events.emit(DriverEvent("x", i)) for i in range(30_000)]
-            )
+            emitter = threading.Thread(target=emit_many)
             emitter.start()
             emitter.join(10)
             assert not emitter.is_alive()
             assert request(plane.endpoints[0], b'{"cmd": "ping"}')["ok"] is True
         finally:
             sub.close()
-        counters = _status(plane)["counters"]
+        counters = json_counters(_status(plane)["counters"])
         assert (
             counters["admin.events_published"] + counters["admin.events_dropped"] >= 30_000 - 10_000
         )
 
-    def test_emit_never_blocks_when_the_queue_is_full(self, config):
+    def test_emit_never_blocks_when_the_queue_is_full(self, config: DriverConfig) -> None:
         admin = AdminPlane(config, dict, event_capacity=3)  # never started: nobody drains
         try:
             for i in range(10):
@@ -201,7 +233,7 @@ class TestEvents:
         finally:
             admin.stop()
 
-    def test_events_emitted_just_before_stop_still_go_out(self, plane):
+    def test_events_emitted_just_before_stop_still_go_out(self, plane: AdminPlane) -> None:
         sub = _subscribe(plane)
         try:
             plane.events.emit(DriverEvent("shutdown", 9, {"reason": "NORMAL"}))
@@ -213,7 +245,7 @@ class TestEvents:
 
 
 class TestLifecycle:
-    def test_stop_is_idempotent_and_removes_the_socket_files(self, config):
+    def test_stop_is_idempotent_and_removes_the_socket_files(self, config: DriverConfig) -> None:
         admin = start_admin(config, dict)
         assert config.admin.run_dir is not None
         assert (config.admin.run_dir / "admin.sock").exists()
@@ -222,7 +254,9 @@ class TestLifecycle:
         assert not (config.admin.run_dir / "admin.sock").exists()
         assert not (config.admin.run_dir / "events.sock").exists()
 
-    def test_a_disabled_plane_binds_nothing_and_swallows_events(self, config, fake_driver):
+    def test_a_disabled_plane_binds_nothing_and_swallows_events(
+        self, config: DriverConfig, fake_driver: pykka.ActorRef[FakeDriver]
+    ) -> None:
         disabled = dataclasses.replace(
             config, admin=dataclasses.replace(config.admin, enabled=False)
         )
@@ -230,14 +264,16 @@ class TestLifecycle:
         try:
             assert admin.endpoints == ()
             admin.events.emit(DriverEvent("attach", 1))
-            admin.bind_driver(fake_driver)
+            admin.bind_driver(as_driver_ref(fake_driver))
             assert admin.events.dropped == 1
             assert config.admin.run_dir is not None
             assert not config.admin.run_dir.exists()
         finally:
             admin.stop()
 
-    def test_fake_driver_is_asked_once_per_status(self, plane, fake_driver):
+    def test_fake_driver_is_asked_once_per_status(
+        self, plane: AdminPlane, fake_driver: pykka.ActorRef[FakeDriver]
+    ) -> None:
         _status(plane)
         _status(plane)
         assert fake_driver.proxy().queries.get() == 2

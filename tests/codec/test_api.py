@@ -119,7 +119,9 @@ def test_group_entries_take_positional_or_keyword_arguments() -> None:
 
 def test_names_used_by_the_actor_messages_resolve() -> None:
     assert ShutdownRequested(ShutdownReason.ADMIN).reason is ShutdownReason.ADMIN
-    assert Role.CONSUMER == 2
+    # Compared as an int: mypy takes the IntEnum literal and the int literal for disjoint types.
+    consumer: int = Role.CONSUMER
+    assert consumer == 2
     assert SbeMessage is messages.SbeMessage
 
 

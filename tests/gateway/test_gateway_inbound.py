@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import struct
+from typing import TYPE_CHECKING
 
 import messages
 from messages import (
@@ -28,6 +29,12 @@ from messages.events import (
     COUNTER_IGNORED,
     AttachVersionUnsupported,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from actors.gateway import ControlGateway
+    from tests.gateway.conftest import Peer, Recording
 
 ATTACH = ShmAttachRequest(
     correlation_id=1001,
@@ -55,7 +62,11 @@ def with_header(data: bytes, **fields: int) -> bytes:
     return header + data[8:]
 
 
-def test_requests_are_decoded_and_told_in_order(make_gateway, make_peer, recording):
+def test_requests_are_decoded_and_told_in_order(
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
+) -> None:
     gw = make_gateway()
     gw.bind(recording.ref)
     peer = make_peer()
@@ -86,8 +97,10 @@ def test_requests_are_decoded_and_told_in_order(make_gateway, make_peer, recordi
 
 
 def test_own_output_and_responses_of_other_templates_are_ignored(
-    make_gateway, make_peer, recording
-):
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
+) -> None:
     gw = make_gateway(shared_announce=True)
     gw.bind(recording.ref)
     peer = make_peer(shared_announce=True)
@@ -117,8 +130,10 @@ def test_own_output_and_responses_of_other_templates_are_ignored(
 
 
 def test_every_truncation_of_an_attach_is_counted_and_nothing_is_told(
-    make_gateway, make_peer, recording
-):
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
+) -> None:
     gw = make_gateway()
     gw.bind(recording.ref)
     peer = make_peer()
@@ -134,7 +149,11 @@ def test_every_truncation_of_an_attach_is_counted_and_nothing_is_told(
     assert counters[f"{COUNTER_DECODE_ERRORS}.TruncatedMessage"] >= 8
 
 
-def test_lying_block_length_and_bad_enums_are_counted_by_class(make_gateway, make_peer, recording):
+def test_lying_block_length_and_bad_enums_are_counted_by_class(
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
+) -> None:
     gw = make_gateway()
     gw.bind(recording.ref)
     peer = make_peer()
@@ -169,8 +188,10 @@ def test_lying_block_length_and_bad_enums_are_counted_by_class(make_gateway, mak
 
 
 def test_newer_attach_version_is_answered_and_other_newer_versions_dropped(
-    make_gateway, make_peer, recording
-):
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
+) -> None:
     gw = make_gateway()
     gw.bind(recording.ref)
     peer = make_peer()
@@ -182,7 +203,11 @@ def test_newer_attach_version_is_answered_and_other_newer_versions_dropped(
     assert gw.counters()[f"{COUNTER_DECODE_ERRORS}.UnsupportedVersion"] == 2
 
 
-def test_random_bytes_never_stop_the_loop(make_gateway, make_peer, recording):
+def test_random_bytes_never_stop_the_loop(
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
+) -> None:
     rng = random.Random(1234)
     gw = make_gateway()
     gw.bind(recording.ref)
@@ -195,12 +220,16 @@ def test_random_bytes_never_stop_the_loop(make_gateway, make_peer, recording):
     assert gw.running
 
 
-def test_a_failing_target_is_counted_and_polling_goes_on(make_gateway, make_peer, recording):
+def test_a_failing_target_is_counted_and_polling_goes_on(
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
+) -> None:
     gw = make_gateway()
     peer = make_peer()
 
     class Broken:
-        def tell(self, message):
+        def tell(self, message: object) -> None:
             raise RuntimeError("actor is gone")
 
     gw.bind(Broken())
@@ -213,7 +242,11 @@ def test_a_failing_target_is_counted_and_polling_goes_on(make_gateway, make_peer
     assert recording.wait_for(lambda seen: len(seen) >= 1) == [keepalive(11)]
 
 
-def test_requests_sent_before_bind_wait_for_the_driver(make_gateway, make_peer, recording):
+def test_requests_sent_before_bind_wait_for_the_driver(
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
+) -> None:
     gw = make_gateway()
     peer = make_peer()
     peer.send(messages.encode(keepalive(12)))

@@ -27,7 +27,10 @@ from messages.events import COUNTER_PUBLISH_FAILED, COUNTER_PUBLISH_RETRIES
 from .conftest import channels
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+
+    from .conftest import Peer, Recording
 
 
 def announce(epoch: int) -> ShmPoolAnnounce:
@@ -72,7 +75,9 @@ def decoded(frames: list[bytes]) -> list[object]:
     return [messages.decode(f) for f in frames]
 
 
-def test_messages_go_out_in_call_order_per_publication(make_gateway, make_peer):
+def test_messages_go_out_in_call_order_per_publication(
+    make_gateway: Callable[..., ControlGateway], make_peer: Callable[..., Peer]
+) -> None:
     gw = make_gateway()
     peer = make_peer()
     for i in range(1, 101):  # the spec's detach sequence, a hundred times
@@ -85,7 +90,9 @@ def test_messages_go_out_in_call_order_per_publication(make_gateway, make_peer):
     assert decoded(peer.announces) == [announce(i) for i in range(1, 101)]
 
 
-def test_shared_announce_stream_keeps_the_spec_order(make_gateway, make_peer):
+def test_shared_announce_stream_keeps_the_spec_order(
+    make_gateway: Callable[..., ControlGateway], make_peer: Callable[..., Peer]
+) -> None:
     gw = make_gateway(shared_announce=True)
     peer = make_peer(shared_announce=True)
     gw.send(revoke(1))
@@ -96,8 +103,8 @@ def test_shared_announce_stream_keeps_the_spec_order(make_gateway, make_peer):
 
 
 def test_announce_without_subscriber_is_dropped_at_once_and_control_still_flows(
-    make_gateway, make_peer
-):
+    make_gateway: Callable[..., ControlGateway], make_peer: Callable[..., Peer]
+) -> None:
     gw = make_gateway(publish_deadline_ns=60_000_000_000)  # a wait would hang the test
     peer = make_peer(announce_sub=False)
     gw.send(announce(1))
@@ -110,8 +117,10 @@ def test_announce_without_subscriber_is_dropped_at_once_and_control_still_flows(
 
 
 def test_back_pressure_is_retried_in_order_until_the_subscriber_drains(
-    make_gateway, make_peer, recording
-):
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
+) -> None:
     gw = make_gateway(publish_deadline_ns=30_000_000_000)
     peer = make_peer()
     # Unbound, the gateway does not poll its own control subscription: a 64 KiB term admits
@@ -135,7 +144,9 @@ def test_back_pressure_is_retried_in_order_until_the_subscriber_drains(
     assert gw.counters().get(COUNTER_PUBLISH_FAILED, 0) == 0
 
 
-def test_back_pressure_past_the_deadline_drops_and_counts(make_gateway, make_peer):
+def test_back_pressure_past_the_deadline_drops_and_counts(
+    make_gateway: Callable[..., ControlGateway], make_peer: Callable[..., Peer]
+) -> None:
     gw = make_gateway(publish_deadline_ns=200_000_000)
     make_peer()  # never polls until the end: the window stays full
     text = "y" * 1000
@@ -153,7 +164,9 @@ def test_back_pressure_past_the_deadline_drops_and_counts(make_gateway, make_pee
     assert gw.running
 
 
-def test_close_flushes_the_final_shutdown(make_gateway, make_peer):
+def test_close_flushes_the_final_shutdown(
+    make_gateway: Callable[..., ControlGateway], make_peer: Callable[..., Peer]
+) -> None:
     gw = make_gateway()
     peer = make_peer()
     for i in range(1, 51):
@@ -168,7 +181,9 @@ def test_close_flushes_the_final_shutdown(make_gateway, make_peer):
     assert gw.counters()[f"{COUNTER_PUBLISH_FAILED}.ShmDetachResponse.closed"] == 1
 
 
-def test_unencodable_message_is_dropped_and_the_next_goes_out(make_gateway, make_peer):
+def test_unencodable_message_is_dropped_and_the_next_goes_out(
+    make_gateway: Callable[..., ControlGateway], make_peer: Callable[..., Peer]
+) -> None:
     gw = make_gateway()
     peer = make_peer()
     gw.send(ShmDetachResponse(correlation_id=1, code=ResponseCode.OK, error_message="é"))
@@ -178,13 +193,13 @@ def test_unencodable_message_is_dropped_and_the_next_goes_out(make_gateway, make
     assert gw.counters()[f"{COUNTER_PUBLISH_FAILED}.ShmDetachResponse.encode"] == 1
 
 
-def test_start_without_a_media_driver_fails_with_a_clear_error(tmp_path: Path):
+def test_start_without_a_media_driver_fails_with_a_clear_error(tmp_path: Path) -> None:
     gw = ControlGateway(str(tmp_path / "nothing"), channels(), driver_timeout_ms=300)
     with pytest.raises(GatewayError, match="cannot open Aeron"):
         gw.start(timeout=10)
 
 
-def test_loss_of_the_media_driver_is_reported_as_fatal(tmp_path: Path):
+def test_loss_of_the_media_driver_is_reported_as_fatal(tmp_path: Path) -> None:
     aeron_dir = str(tmp_path / "aeron")
     driver = pyaeron.MediaDriver(dir=aeron_dir, dir_delete_on_start=False)
     lost = threading.Event()

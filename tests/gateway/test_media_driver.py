@@ -51,13 +51,13 @@ def driver_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]
         proc.wait(10)
 
 
-def test_aeron_dir_precedence(tmp_path: Path):
+def test_aeron_dir_precedence(tmp_path: Path) -> None:
     assert resolve_aeron_dir(str(tmp_path / "cli"), "/x/config") == str(tmp_path / "cli")
     assert resolve_aeron_dir(None, str(tmp_path / "cfg")) == str(tmp_path / "cfg")
     assert resolve_aeron_dir(None, "") == str(pyaeron.default_path())
 
 
-def test_fresh_directory_gets_an_embedded_driver_removed_at_close(tmp_path: Path):
+def test_fresh_directory_gets_an_embedded_driver_removed_at_close(tmp_path: Path) -> None:
     aeron_dir = str(tmp_path / "aeron")
     handle = open_media_driver(aeron_dir)
     try:
@@ -69,7 +69,9 @@ def test_fresh_directory_gets_an_embedded_driver_removed_at_close(tmp_path: Path
     assert not Path(aeron_dir).exists()
 
 
-def test_live_driver_is_joined_and_left_running(driver_process):
+def test_live_driver_is_joined_and_left_running(
+    driver_process: tuple[subprocess.Popen[str], str],
+) -> None:
     proc, aeron_dir = driver_process
     handle = open_media_driver(aeron_dir)
     assert not handle.embedded
@@ -80,7 +82,9 @@ def test_live_driver_is_joined_and_left_running(driver_process):
     aeron.close()
 
 
-def test_stale_directory_of_a_killed_driver_is_replaced(driver_process):
+def test_stale_directory_of_a_killed_driver_is_replaced(
+    driver_process: tuple[subprocess.Popen[str], str],
+) -> None:
     proc, aeron_dir = driver_process
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
@@ -96,7 +100,7 @@ def test_stale_directory_of_a_killed_driver_is_replaced(driver_process):
         handle.close()
 
 
-def test_second_lock_on_a_namespace_names_the_holder(tmp_path: Path):
+def test_second_lock_on_a_namespace_names_the_holder(tmp_path: Path) -> None:
     ns = tmp_path / "tensorpool-u" / "default"
     with InstanceLock(ns) as first:
         assert first.path.read_text().strip() == str(os.getpid())
@@ -107,7 +111,7 @@ def test_second_lock_on_a_namespace_names_the_holder(tmp_path: Path):
         pass
 
 
-def test_lock_of_a_killed_holder_is_free(tmp_path: Path):
+def test_lock_of_a_killed_holder_is_free(tmp_path: Path) -> None:
     ns = tmp_path / "ns"
     code = (
         "import sys; from pathlib import Path; from actors.instance_lock import InstanceLock\n"
@@ -135,7 +139,7 @@ def test_lock_of_a_killed_holder_is_free(tmp_path: Path):
         proc.wait(10)
 
 
-def test_directory_mode_adds_execute_where_read_is_granted():
+def test_directory_mode_adds_execute_where_read_is_granted() -> None:
     assert directory_mode(0o660) == 0o770
     assert directory_mode(0o600) == 0o700
     assert directory_mode(0o644) == 0o755

@@ -127,9 +127,9 @@ class DriverProc:
         q.put(None)
 
     def wait_line(self, predicate: Callable[[str], bool], timeout: float = 30.0) -> str:
-        for line in self.lines:
-            if predicate(line):
-                return line
+        for seen in self.lines:
+            if predicate(seen):
+                return seen
         while True:
             try:
                 line = self._queue.get(timeout=timeout)
@@ -180,25 +180,34 @@ def write_config(root: Path, *, announce_stream: int = CONTROL_STREAM) -> Path:
     return path
 
 
-@pytest.fixture
-def driver_factory(tmp_path: Path) -> Iterator[Callable[..., DriverProc]]:
-    """Make (not start) driver processes sharing one set of directories under tmp_path."""
-    made: list[DriverProc] = []
-    clients: list[RawClient] = []
+class DriverFactory:
+    """Makes (not starts) driver processes sharing one set of directories under ``root``.
 
-    def make(*, announce_stream: int = CONTROL_STREAM) -> DriverProc:
-        config = write_config(tmp_path, announce_stream=announce_stream)
-        drv = DriverProc(tmp_path, config, announce_stream)
-        made.append(drv)
+    ``clients`` are the raw clients handed out by ``client_of``; the fixture closes them.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: list[DriverProc] = []
+        self.clients: list[RawClient] = []
+
+    def __call__(self, *, announce_stream: int = CONTROL_STREAM) -> DriverProc:
+        config = write_config(self.root, announce_stream=announce_stream)
+        drv = DriverProc(self.root, config, announce_stream)
+        self.made.append(drv)
         return drv
 
-    make.clients = clients  # type: ignore[attr-defined]
+
+@pytest.fixture
+def driver_factory(tmp_path: Path) -> Iterator[DriverFactory]:
+    """Make (not start) driver processes sharing one set of directories under tmp_path."""
+    factory = DriverFactory(tmp_path)
     try:
-        yield make
+        yield factory
     finally:
-        for c in clients:
+        for c in factory.clients:
             c.close()
-        for drv in made:
+        for drv in factory.made:
             if drv.proc is not None and drv.proc.poll() is None:
                 drv.proc.send_signal(signal.SIGKILL)
             drv.kill()
@@ -207,15 +216,15 @@ def driver_factory(tmp_path: Path) -> Iterator[Callable[..., DriverProc]]:
 
 
 @pytest.fixture
-def driver(driver_factory: Callable[..., DriverProc]) -> DriverProc:
+def driver(driver_factory: DriverFactory) -> DriverProc:
     return driver_factory().start()
 
 
 @pytest.fixture
-def client_of(driver_factory: Callable[..., DriverProc]) -> Callable[[DriverProc], RawClient]:
+def client_of(driver_factory: DriverFactory) -> Callable[[DriverProc], RawClient]:
     def make(drv: DriverProc) -> RawClient:
         c = drv.client()
-        driver_factory.clients.append(c)  # type: ignore[attr-defined]
+        driver_factory.clients.append(c)
         return c
 
     return make

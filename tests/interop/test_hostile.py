@@ -7,6 +7,7 @@ import random
 import struct
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -26,10 +27,17 @@ from messages import (
 
 from .conftest import REPO, child_env
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from .conftest import DriverProc
+    from .rawclient import RawClient
+
 pytestmark = pytest.mark.slow
 
 
-def status_counters(config_path) -> dict[str, int]:
+def status_counters(config_path: Path) -> dict[str, int]:
     result = subprocess.run(
         [
             sys.executable,
@@ -46,7 +54,10 @@ def status_counters(config_path) -> dict[str, int]:
         timeout=30,
         check=True,
     )
-    return json.loads(result.stdout)["counters"]
+    counters = json.loads(result.stdout)["counters"]
+    assert isinstance(counters, dict)
+    assert all(isinstance(k, str) and isinstance(v, int) for k, v in counters.items()), counters
+    return counters
 
 
 def reheader(
@@ -110,7 +121,9 @@ def hostile_messages() -> list[bytes]:
     return out
 
 
-def test_hostile_input_leaves_a_concurrent_lease_untouched(driver, client_of):
+def test_hostile_input_leaves_a_concurrent_lease_untouched(
+    driver: DriverProc, client_of: Callable[[DriverProc], RawClient]
+) -> None:
     victim = client_of(driver)
     _, lease = victim.attach(client_id=910, role=Role.CONSUMER)
     assert lease.code == ResponseCode.OK
@@ -162,7 +175,9 @@ def test_hostile_input_leaves_a_concurrent_lease_untouched(driver, client_of):
     assert counters["gateway.ignored"] >= 2
 
 
-def test_newer_attach_version_is_answered_unsupported(driver, client_of):
+def test_newer_attach_version_is_answered_unsupported(
+    driver: DriverProc, client_of: Callable[[DriverProc], RawClient]
+) -> None:
     client = client_of(driver)
     cid = client.next_id()
     data = messages.encode(

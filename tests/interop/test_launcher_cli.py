@@ -13,7 +13,11 @@ from messages import ResponseCode, Role
 from .conftest import REPO, child_env, write_config
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+
+    from .conftest import DriverFactory, DriverProc
+    from .rawclient import RawClient
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +34,7 @@ def run_launcher(*args: str, timeout: float = 60) -> subprocess.CompletedProcess
     )
 
 
-def test_help_explains_defaults_aeron_dir_environment_and_exit_codes():
+def test_help_explains_defaults_aeron_dir_environment_and_exit_codes() -> None:
     result = run_launcher("--help")
     assert result.returncode == 0
     text = result.stdout
@@ -50,7 +54,7 @@ def test_help_explains_defaults_aeron_dir_environment_and_exit_codes():
         assert needle in text, needle
 
 
-def test_bad_config_names_the_key_exits_2_and_creates_nothing(tmp_path: Path):
+def test_bad_config_names_the_key_exits_2_and_creates_nothing(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     config.write_text(
         config.read_text().replace("control_stream_id = 1000", 'control_stream_id = "abc"')
@@ -63,14 +67,16 @@ def test_bad_config_names_the_key_exits_2_and_creates_nothing(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["driver.toml"]
 
 
-def test_missing_config_file_exits_2(tmp_path: Path):
+def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     result = run_launcher("--config", str(tmp_path / "nope.toml"))
     assert result.returncode == 2
     assert "nope.toml" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
-def test_second_driver_on_the_same_namespace_refuses_to_start(driver_factory, client_of):
+def test_second_driver_on_the_same_namespace_refuses_to_start(
+    driver_factory: DriverFactory, client_of: Callable[[DriverProc], RawClient]
+) -> None:
     first = driver_factory().start()
     assert first.proc is not None
     second = driver_factory().start(wait_ready=False)

@@ -9,12 +9,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from messages import (
     LeaseRevokeReason,
-    RegionType,
     ResponseCode,
     Role,
     ShmAttachResponse,
@@ -22,9 +22,15 @@ from messages import (
     ShmLeaseRevoked,
     ShmPoolAnnounce,
 )
-from shm import ExpectedRegion, open_region
+from shm import ExpectedRegion, RegionType, open_region
 
 from .conftest import CHANNEL, CONTROL_STREAM, KEEPALIVE_MS, REPO, child_env
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .conftest import DriverFactory, DriverProc
+    from .rawclient import RawClient
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +90,9 @@ def validate_regions(msg: ShmAttachResponse | ShmPoolAnnounce, base: Path) -> No
         region.close()
 
 
-def test_producer_and_consumer_attach_keepalive_and_detach_in_spec_order(driver, client_of):
+def test_producer_and_consumer_attach_keepalive_and_detach_in_spec_order(
+    driver: DriverProc, client_of: Callable[[DriverProc], RawClient]
+) -> None:
     client = client_of(driver)
     # Producer attach: response, then the announce of the new epoch.
     i_resp, prod = client.attach(client_id=101, role=Role.PRODUCER)
@@ -127,8 +135,10 @@ def test_producer_and_consumer_attach_keepalive_and_detach_in_spec_order(driver,
         Role.PRODUCER,
         LeaseRevokeReason.DETACHED,
     )
+    prod_epoch = prod.epoch
+    assert prod_epoch is not None  # checked by check_ok_response; narrowed for the lambda
     i_ann, bumped = client.wait_for(
-        lambda m: isinstance(m, ShmPoolAnnounce) and m.epoch > prod.epoch, start=mark
+        lambda m: isinstance(m, ShmPoolAnnounce) and m.epoch > prod_epoch, start=mark
     )
     assert i_rev < i_ann < i_det
     assert bumped.producer_id == 0
@@ -150,7 +160,9 @@ def test_producer_and_consumer_attach_keepalive_and_detach_in_spec_order(driver,
     assert again.code == ResponseCode.REJECTED
 
 
-def test_killed_client_lease_expires_and_the_epoch_bumps(driver, client_of):
+def test_killed_client_lease_expires_and_the_epoch_bumps(
+    driver: DriverProc, client_of: Callable[[DriverProc], RawClient]
+) -> None:
     observer = client_of(driver)
     child = subprocess.Popen(
         [
@@ -195,7 +207,9 @@ def test_killed_client_lease_expires_and_the_epoch_bumps(driver, client_of):
         child.wait(10)
 
 
-def test_separate_announce_stream_carries_the_announces(driver_factory, client_of):
+def test_separate_announce_stream_carries_the_announces(
+    driver_factory: DriverFactory, client_of: Callable[[DriverProc], RawClient]
+) -> None:
     drv = driver_factory(announce_stream=1001).start()
     client = client_of(drv)
     i_resp, cons = client.attach(client_id=303, role=Role.CONSUMER)

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,6 +20,12 @@ from messages import (
 
 from .conftest import TOKEN
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .conftest import DriverFactory, DriverProc
+    from .rawclient import RawClient
+
 pytestmark = pytest.mark.slow
 
 
@@ -28,7 +35,9 @@ def shutdown_request(token: str, cid: int = 77) -> ShmDriverShutdownRequest:
     )
 
 
-def test_shutdown_request_with_wrong_token_is_ignored_and_right_token_stops(driver, client_of):
+def test_shutdown_request_with_wrong_token_is_ignored_and_right_token_stops(
+    driver: DriverProc, client_of: Callable[[DriverProc], RawClient]
+) -> None:
     client = client_of(driver)
     client.send(shutdown_request("wrong"))
     client.send(shutdown_request(""))
@@ -46,7 +55,9 @@ def test_shutdown_request_with_wrong_token_is_ignored_and_right_token_stops(driv
     assert driver.wait_exit() == 0
 
 
-def test_sigterm_publishes_shutdown_exits_0_and_leaves_nothing(driver, client_of):
+def test_sigterm_publishes_shutdown_exits_0_and_leaves_nothing(
+    driver: DriverProc, client_of: Callable[[DriverProc], RawClient]
+) -> None:
     client = client_of(driver)
     _, resp = client.attach(client_id=601, role=Role.PRODUCER)
     assert resp.code == ResponseCode.OK
@@ -61,7 +72,9 @@ def test_sigterm_publishes_shutdown_exits_0_and_leaves_nothing(driver, client_of
     assert any("stopped" in line for line in driver.lines)
 
 
-def test_second_signal_skips_the_drain(driver, client_of):
+def test_second_signal_skips_the_drain(
+    driver: DriverProc, client_of: Callable[[DriverProc], RawClient]
+) -> None:
     client = client_of(driver)
     driver.signal(signal.SIGINT)
     driver.wait_line(lambda line: "shutdown requested" in line)
@@ -72,7 +85,9 @@ def test_second_signal_skips_the_drain(driver, client_of):
     assert any("skipping the drain" in line for line in driver.lines)
 
 
-def test_restart_gives_strictly_larger_epochs(driver_factory, client_of):
+def test_restart_gives_strictly_larger_epochs(
+    driver_factory: DriverFactory, client_of: Callable[[DriverProc], RawClient]
+) -> None:
     first = driver_factory().start()
     client = client_of(first)
     _, p1 = client.attach(client_id=701, role=Role.PRODUCER)
@@ -92,7 +107,9 @@ def test_restart_gives_strictly_larger_epochs(driver_factory, client_of):
     assert p2.lease_id != p1.lease_id
 
 
-def test_restart_after_kill_9_replaces_the_stale_aeron_dir(driver_factory, client_of):
+def test_restart_after_kill_9_replaces_the_stale_aeron_dir(
+    driver_factory: DriverFactory, client_of: Callable[[DriverProc], RawClient]
+) -> None:
     first = driver_factory().start()
     first.kill()  # SIGKILL: cnc.dat, the lock file and the SHM files stay behind
     assert Path(first.aeron_dir, "cnc.dat").exists()
@@ -105,7 +122,9 @@ def test_restart_after_kill_9_replaces_the_stale_aeron_dir(driver_factory, clien
     assert second.wait_exit() == 0
 
 
-def test_loss_of_an_external_media_driver_exits_1(driver_factory, client_of):
+def test_loss_of_an_external_media_driver_exits_1(
+    driver_factory: DriverFactory, client_of: Callable[[DriverProc], RawClient]
+) -> None:
     drv = driver_factory()
     media = subprocess.Popen(
         [
