@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pykka
 import zmq
@@ -151,7 +151,7 @@ class AdminPlane:
         """Bound endpoints: status ipc, events ipc, then the TCP status endpoint if any."""
         return self._endpoints
 
-    def bind_driver(self, driver_ref: pykka.ActorRef[pykka.Actor]) -> None:
+    def bind_driver(self, driver_ref: pykka.ActorRef[Any]) -> None:
         """Status queries go to this DriverActor from now on (before: a "not ready" error)."""
         self._driver = driver_ref
 

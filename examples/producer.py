@@ -1,29 +1,45 @@
-"""Publish a few float32 frames on a stream of a running ``python launcher.py``.
+"""Publish a few float32 frames on a stream served by a running ``python launcher.py``.
 
-Usage: ``python examples/producer.py AERON_DIR [STREAM_ID] [COUNT]`` (stream 10000 is the
-built-in configuration's static stream). Start ``examples/consumer.py`` first to see them.
+    python examples/producer.py [--aeron-dir DIR] [--stream-id 10000] [--count 10]
+                                [--shm-base-dir /dev/shm]
+
+The Aeron directory defaults to ``$AERON_DIR``, else Aeron's default directory: the one a bare
+``python launcher.py`` uses. Start ``examples/consumer.py`` first to see the frames.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+import pyaeron
 
 from client import DriverClient, Producer
 
 
 def main(argv: list[str]) -> int:
-    aeron_dir = argv[1] if len(argv) > 1 else ""
-    stream_id = int(argv[2]) if len(argv) > 2 else 10000
-    count = int(argv[3]) if len(argv) > 3 else 10
-    if not aeron_dir:
-        print(__doc__)
-        return 2
-    with DriverClient(aeron_dir) as client, Producer(client, stream_id) as producer:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_dir = os.environ.get("AERON_DIR") or pyaeron.default_path()
+    parser.add_argument("--aeron-dir", default=default_dir)
+    parser.add_argument("--stream-id", type=int, default=10000)
+    parser.add_argument(
+        "--shm-base-dir",
+        type=Path,
+        default=Path("/dev/shm"),  # noqa: S108 - the spec default
+        help="the driver's shm.base_dir: regions are mapped only from under it",
+    )
+    parser.add_argument("--count", type=int, default=10)
+    args = parser.parse_args(argv)
+    with (
+        DriverClient(args.aeron_dir) as client,
+        Producer(client, args.stream_id, allowed_base_dirs=(args.shm_base_dir,)) as producer,
+    ):
         print(f"lease {producer.lease.lease_id} epoch {producer.epoch}")
-        for i in range(count):
+        for i in range(args.count):
             frame = np.full((4, 4), float(i), dtype=np.float32)
             seq = producer.offer(frame, meta_version=1)
             print(f"sent seq {seq}")
@@ -32,4 +48,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main(sys.argv[1:]))

@@ -1,15 +1,18 @@
 """The 64-byte region superblock (shm-layout.md §1): constants, codec and in-place updates.
 
-A fixed ``struct.Struct`` rather than the SBE engine: the superblock size is fixed by the spec
-and must never be derived from schema metadata, and this package must not depend on messages/.
+A fixed ``struct.Struct`` rather than the SBE codec of ``ShmRegionSuperblock``: the size is
+fixed by the spec and must never be derived from schema metadata, and a mapper must be able to
+read a superblock whose region type is unknown in order to report it (the SBE codec would
+refuse to decode it). The ``RegionType`` enum itself is the schema's, from messages/.
 """
 
 from __future__ import annotations
 
-import enum
 import struct
 from dataclasses import dataclass
 from typing import Final
+
+from messages.wire import RegionType
 
 MAGIC: Final = 0x544F504C53484D31
 LAYOUT_VERSION: Final = 1
@@ -23,12 +26,26 @@ SUPERBLOCK: Final = struct.Struct("<QIQIhHIIIQQQ")
 ACTIVITY_OFFSET: Final = 56
 _U64: Final = struct.Struct("<Q")
 
-
-class RegionType(enum.IntEnum):
-    """``RegionType`` of schema 900 (int16)."""
-
-    HEADER_RING = 1
-    PAYLOAD_POOL = 2
+__all__ = [
+    "ACTIVITY_OFFSET",
+    "HEADER_SLOT_BYTES",
+    "LAYOUT_VERSION",
+    "MAGIC",
+    "MAX_DIMS",
+    "POOL_SLOT_BYTES_C_DRIVER",
+    "SUPERBLOCK",
+    "SUPERBLOCK_SIZE",
+    "RegionType",
+    "Superblock",
+    "decode_superblock",
+    "encode_superblock",
+    "header_region_size",
+    "header_superblock",
+    "is_power_of_two",
+    "pool_region_size",
+    "pool_superblock",
+    "write_activity",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from actors.admin import AdminPlane, start_admin
-from tests.admin.helpers import FakeDriver, as_driver_ref, make_config, sample_status
+from tests.admin.helpers import FakeDriver, make_config, sample_status
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -48,7 +48,7 @@ def fake_driver() -> Iterator[pykka.ActorRef[FakeDriver]]:
 def plane(config: DriverConfig, fake_driver: pykka.ActorRef[FakeDriver]) -> Iterator[AdminPlane]:
     info = {"aeron_dir": "/dev/shm/aeron-test", "counters": {"gateway.decode_errors": 3}}
     admin = start_admin(config, lambda: info, status_timeout_s=1.0)
-    admin.bind_driver(as_driver_ref(fake_driver))
+    admin.bind_driver(fake_driver)
     try:
         yield admin
     finally:

@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import pykka
 import zmq
@@ -100,15 +100,6 @@ def make_config(run_dir: Path, **admin: object) -> DriverConfig:
     section = dataclasses.replace(config.admin, run_dir=run_dir, **admin)  # type: ignore[arg-type]
     assert isinstance(section, AdminSection)
     return dataclasses.replace(config, admin=section)
-
-
-def as_driver_ref(ref: pykka.ActorRef[FakeDriver]) -> pykka.ActorRef[pykka.Actor]:
-    """``ref`` as ``AdminPlane.bind_driver`` takes it.
-
-    ``pykka.ActorRef`` is invariant in its actor type, so an ``ActorRef[FakeDriver]`` is not an
-    ``ActorRef[Actor]`` to mypy although every use of it through that type is safe.
-    """
-    return cast("pykka.ActorRef[pykka.Actor]", ref)
 
 
 def zmq_context() -> zmq.Context[zmq.Socket[bytes]]:

@@ -14,7 +14,6 @@ from actors.admin import AdminPlane, start_admin
 from messages.events import DriverEvent
 from tests.admin.helpers import (
     FakeDriver,
-    as_driver_ref,
     json_counters,
     json_object,
     json_objects,
@@ -108,7 +107,7 @@ class TestStatus:
             raise RuntimeError("boom")
 
         admin = start_admin(config, broken)
-        admin.bind_driver(as_driver_ref(fake_driver))
+        admin.bind_driver(fake_driver)
         try:
             status = _status(admin)
             assert json_object(status["driver"])["info_error"] == "RuntimeError('boom')"
@@ -264,7 +263,7 @@ class TestLifecycle:
         try:
             assert admin.endpoints == ()
             admin.events.emit(DriverEvent("attach", 1))
-            admin.bind_driver(as_driver_ref(fake_driver))
+            admin.bind_driver(fake_driver)
             assert admin.events.dropped == 1
             assert config.admin.run_dir is not None
             assert not config.admin.run_dir.exists()
