@@ -87,7 +87,5 @@ def test_consumer_example_prints_every_frame_of_the_producer_example(
     assert consumer.returncode == 0, out
     frames = [line for line in out.splitlines() if line.startswith("seq ")]
     # Frame i is a 4x4 float32 array filled with i, so its sum is 16 * i.
-    assert [line.split("sum=")[1] for line in frames] == [
-        f"{16.0 * i}" for i in range(FRAMES)
-    ], out
+    assert [line.split("sum=")[1] for line in frames] == [f"{16.0 * i}" for i in range(FRAMES)], out
     assert all("float32[4, 4]" in line for line in frames), out
