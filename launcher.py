@@ -253,7 +253,7 @@ class _DriverRun:
             try:
                 if admin is not None:
                     admin.bind_driver(system.driver)
-                gateway.bind(system.driver)
+                gateway.bind(system.driver, backlog=system.backlog)
                 log.info("%s", _startup_line(self.config, media, self.ns_dir, admin))
                 code = self.wait(system, gateway)
                 if code == EXIT_OK:

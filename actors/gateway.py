@@ -62,6 +62,12 @@ FRAGMENT_LIMIT = 10  # driver-behaviour.md §2: at most 10 fragments per poll
 DEFAULT_MAX_PARK_NS = 1_000_000
 DEFAULT_DRIVER_TIMEOUT_MS = 2_500
 DEFAULT_PUBLISH_DEADLINE_NS = 1_000_000_000
+# Requests the DriverActor may have waiting before the gateway stops reading the control
+# stream. The driver absorbs ~50,000 keepalives/s (bench/attach.py), so this bounds the delay a
+# flood can add to another client's keepalive to ~0.1 s (and bounds memory); beyond it the
+# requests wait in the Aeron log and their publishers see back-pressure.
+DEFAULT_MAX_BACKLOG = 5_000
+COUNTER_THROTTLED = "gateway.throttled_polls"
 
 
 class Target(Protocol):
@@ -117,6 +123,7 @@ class ControlGateway:
         driver_timeout_ms: int = DEFAULT_DRIVER_TIMEOUT_MS,
         publish_deadline_ns: int = DEFAULT_PUBLISH_DEADLINE_NS,
         max_park_ns: int = DEFAULT_MAX_PARK_NS,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
     ) -> None:
         self.aeron_dir = aeron_dir
         self.channels = channels
@@ -124,6 +131,8 @@ class ControlGateway:
         self._driver_timeout_ms = driver_timeout_ms
         self._publish_deadline_ns = publish_deadline_ns
         self._max_park_ns = max_park_ns
+        self._max_backlog = max_backlog
+        self._backlog: Callable[[], int] = _no_backlog
         self._counters = Counters()
         self._rate_log = RateLimitedLog(_log)
         self._outgoing: deque[messages.SbeMessage] = deque()  # append/popleft: thread-safe
@@ -150,12 +159,15 @@ class ControlGateway:
             self._thread.join(timeout)
             raise GatewayError(f"cannot open Aeron in {self.aeron_dir}: {self._startup_error}")
 
-    def bind(self, target: Target) -> None:
+    def bind(self, target: Target, *, backlog: Callable[[], int] | None = None) -> None:
         """Start polling the control stream and telling ``target`` what arrives.
 
         Until then requests wait in the subscription's log (the actors are not up yet), while
-        outgoing messages already flow.
+        outgoing messages already flow. ``backlog`` reports how many told messages ``target``
+        has not handled yet; while it is at or above ``max_backlog`` the gateway stops polling.
         """
+        if backlog is not None:
+            self._backlog = backlog
         self._target = target
 
     def send(self, message: messages.SbeMessage) -> None:
@@ -262,7 +274,10 @@ class ControlGateway:
                 return
             work = 0
             if self._target is not None and not self._closing:
-                work += sub.poll(self._on_fragment, FRAGMENT_LIMIT)
+                if self._backlog() < self._max_backlog:
+                    work += sub.poll(self._on_fragment, FRAGMENT_LIMIT)
+                else:
+                    self._counters.inc(COUNTER_THROTTLED)
             now = time.monotonic_ns()
             work += self._route_outgoing(control_q, announce_q, now)
             for q in queues:
@@ -362,6 +377,10 @@ class ControlGateway:
                 self._on_fatal(reason)
             except Exception:
                 _log.exception("fatal-error callback failed")
+
+
+def _no_backlog() -> int:
+    return 0
 
 
 def _describe(message: messages.SbeMessage) -> str:

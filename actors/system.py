@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 from typing import TYPE_CHECKING, Any, Final, Self
 
@@ -69,6 +70,16 @@ class DriverSystem:
         if not isinstance(result, DriverStatus):
             raise TypeError(f"status query answered {result!r}")
         return result
+
+    def backlog(self) -> int:
+        """Messages waiting in the DriverActor's mailbox.
+
+        The gateway stops reading the control stream while this is above its bound, so a flood
+        waits in the Aeron log (its sender is back-pressured) instead of growing this mailbox
+        and delaying every other client's keepalives without limit.
+        """
+        inbox = self.driver.actor_inbox
+        return inbox.qsize() if isinstance(inbox, queue.Queue) else 0
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
         """True once the driver reached Stopped (ShmDriverShutdown is on the outbox)."""

@@ -6,6 +6,8 @@ import random
 import struct
 from typing import TYPE_CHECKING
 
+import pytest
+
 import messages
 from messages import (
     Bool,
@@ -45,6 +47,28 @@ ATTACH = ShmAttachRequest(
     publish_mode=PublishMode.EXISTING_OR_CREATE,
 )
 
+# A driver-to-client message: the gateway ignores it when a peer sends it (not a request).
+REVOKED = ShmLeaseRevoked(
+    timestamp_ns=1,
+    lease_id=2,
+    stream_id=3,
+    client_id=4,
+    role=Role.CONSUMER,
+    reason=LeaseRevokeReason.EXPIRED,
+)
+
+
+@pytest.fixture
+def gateway_and_peer(
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
+) -> tuple[ControlGateway, Peer]:
+    """A default gateway, already bound to ``recording``, and a default peer."""
+    gw = make_gateway()
+    gw.bind(recording.ref)
+    return gw, make_peer()
+
 
 def keepalive(lease_id: int) -> ShmLeaseKeepalive:
     return ShmLeaseKeepalive(
@@ -63,13 +87,9 @@ def with_header(data: bytes, **fields: int) -> bytes:
 
 
 def test_requests_are_decoded_and_told_in_order(
-    make_gateway: Callable[..., ControlGateway],
-    make_peer: Callable[..., Peer],
-    recording: Recording,
+    gateway_and_peer: tuple[ControlGateway, Peer], recording: Recording
 ) -> None:
-    gw = make_gateway()
-    gw.bind(recording.ref)
-    peer = make_peer()
+    gw, peer = gateway_and_peer
     sent = [
         ATTACH,
         ShmDetachRequest(
@@ -110,14 +130,7 @@ def test_own_output_and_responses_of_other_templates_are_ignored(
     peer.poll_until(lambda: len(peer.control) >= 1)
     not_for_driver = [
         ShmAttachResponse(correlation_id=1, code=ResponseCode.REJECTED, error_message="x"),
-        ShmLeaseRevoked(
-            timestamp_ns=1,
-            lease_id=2,
-            stream_id=3,
-            client_id=4,
-            role=Role.CONSUMER,
-            reason=LeaseRevokeReason.EXPIRED,
-        ),
+        REVOKED,
     ]
     for message in not_for_driver:
         peer.send(messages.encode(message))
@@ -130,13 +143,9 @@ def test_own_output_and_responses_of_other_templates_are_ignored(
 
 
 def test_every_truncation_of_an_attach_is_counted_and_nothing_is_told(
-    make_gateway: Callable[..., ControlGateway],
-    make_peer: Callable[..., Peer],
-    recording: Recording,
+    gateway_and_peer: tuple[ControlGateway, Peer], recording: Recording
 ) -> None:
-    gw = make_gateway()
-    gw.bind(recording.ref)
-    peer = make_peer()
+    gw, peer = gateway_and_peer
     data = messages.encode(ATTACH)
     for cut in range(1, len(data)):
         peer.send(data[:cut])
@@ -150,26 +159,13 @@ def test_every_truncation_of_an_attach_is_counted_and_nothing_is_told(
 
 
 def test_lying_block_length_and_bad_enums_are_counted_by_class(
-    make_gateway: Callable[..., ControlGateway],
-    make_peer: Callable[..., Peer],
-    recording: Recording,
+    gateway_and_peer: tuple[ControlGateway, Peer], recording: Recording
 ) -> None:
-    gw = make_gateway()
-    gw.bind(recording.ref)
-    peer = make_peer()
+    gw, peer = gateway_and_peer
     data = messages.encode(ATTACH)
     peer.send(with_header(data, block=10))  # shorter than the schema's 27
     peer.send(with_header(data, block=4000))  # longer than the buffer
-    revoke = messages.encode(
-        ShmLeaseRevoked(
-            timestamp_ns=1,
-            lease_id=2,
-            stream_id=3,
-            client_id=4,
-            role=Role.CONSUMER,
-            reason=LeaseRevokeReason.EXPIRED,
-        )
-    )
+    revoke = messages.encode(REVOKED)
     hostile_request = bytearray(
         messages.encode(
             ShmDriverShutdownRequest(correlation_id=1, reason=ShutdownReason.ADMIN, token="abc")
@@ -188,13 +184,9 @@ def test_lying_block_length_and_bad_enums_are_counted_by_class(
 
 
 def test_newer_attach_version_is_answered_and_other_newer_versions_dropped(
-    make_gateway: Callable[..., ControlGateway],
-    make_peer: Callable[..., Peer],
-    recording: Recording,
+    gateway_and_peer: tuple[ControlGateway, Peer], recording: Recording
 ) -> None:
-    gw = make_gateway()
-    gw.bind(recording.ref)
-    peer = make_peer()
+    gw, peer = gateway_and_peer
     peer.send(with_header(messages.encode(ATTACH), version=2))
     peer.send(with_header(messages.encode(keepalive(6)), version=3))
     peer.send(messages.encode(keepalive(7)))
@@ -204,14 +196,10 @@ def test_newer_attach_version_is_answered_and_other_newer_versions_dropped(
 
 
 def test_random_bytes_never_stop_the_loop(
-    make_gateway: Callable[..., ControlGateway],
-    make_peer: Callable[..., Peer],
-    recording: Recording,
+    gateway_and_peer: tuple[ControlGateway, Peer], recording: Recording
 ) -> None:
     rng = random.Random(1234)
-    gw = make_gateway()
-    gw.bind(recording.ref)
-    peer = make_peer()
+    gw, peer = gateway_and_peer
     for _ in range(300):
         peer.send(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 200))))
     peer.send(messages.encode(keepalive(8)))
@@ -252,3 +240,20 @@ def test_requests_sent_before_bind_wait_for_the_driver(
     peer.send(messages.encode(keepalive(12)))
     gw.bind(recording.ref)
     assert recording.wait_for(lambda seen: len(seen) >= 1) == [keepalive(12)]
+
+
+def test_a_full_driver_mailbox_stops_reading_until_it_drains(
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
+) -> None:
+    gw = make_gateway(max_backlog=10)
+    backlog = [10]  # the driver reports 10 unhandled messages: at the bound
+    gw.bind(recording.ref, backlog=lambda: backlog[0])
+    peer = make_peer()
+    peer.send(messages.encode(keepalive(1)))
+    # The gateway keeps turning its loop without reading the request.
+    peer.poll_until(lambda: gw.counters().get("gateway.throttled_polls", 0) >= 50)
+    assert recording.messages == []
+    backlog[0] = 9  # below the bound again: the waiting request is read and told
+    assert recording.wait_for(lambda seen: len(seen) >= 1) == [keepalive(1)]
