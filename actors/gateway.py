@@ -63,9 +63,10 @@ DEFAULT_MAX_PARK_NS = 1_000_000
 DEFAULT_DRIVER_TIMEOUT_MS = 2_500
 DEFAULT_PUBLISH_DEADLINE_NS = 1_000_000_000
 # Requests the DriverActor may have waiting before the gateway stops reading the control
-# stream. The driver absorbs ~50,000 keepalives/s (bench/attach.py), so this bounds the delay a
-# flood can add to another client's keepalive to ~0.1 s (and bounds memory); beyond it the
-# requests wait in the Aeron log and their publishers see back-pressure.
+# stream. The driver absorbs ~50,000 keepalives/s (bench/attach.py), so the mailbox adds at most
+# ~0.1 s and bounded memory to another client's keepalive during a flood; beyond it requests
+# wait in the Aeron log, where flow control keeps each publisher within half a term of the
+# gateway (~20,000 keepalives with the 4 MiB default term, under 0.5 s of work).
 DEFAULT_MAX_BACKLOG = 5_000
 COUNTER_THROTTLED = "gateway.throttled_polls"
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from actors.commands import ChildFailed, EndLease, GrantLease, LeaseEnded
+from actors.commands import EndLease, GrantLease, LeaseEnded
 from actors.dispatcher import PooledActor
 from actors.hsm import Hsm
 from actors.lease_machine import LEASE_MACHINE, LeaseModel, PublishRevoke
-from actors.supervision import CHILD_LEASE
+from actors.supervision import CHILD_LEASE, report_failure
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -77,11 +77,6 @@ class LeaseActor(PooledActor):
         exception_value: BaseException | None,
         _traceback: TracebackType | None,
     ) -> None:
-        self._driver.tell(
-            ChildFailed(
-                kind=CHILD_LEASE,
-                key=self._hsm.model.lease_id,
-                urn=self.actor_urn,
-                detail=repr(exception_value),
-            )
+        report_failure(
+            self._driver, CHILD_LEASE, self._hsm.model.lease_id, self.actor_urn, exception_value
         )

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors.commands import (
-    ChildFailed,
     CleanupEpoch,
     ConsumerAttach,
     EpochInfo,
@@ -36,7 +35,7 @@ from actors.stream_machine import (
     Restored,
     StreamModel,
 )
-from actors.supervision import CHILD_STREAM
+from actors.supervision import CHILD_STREAM, report_failure
 from messages.control import PayloadPool
 from shm.errors import ShmError
 from shm.gc import collect_epochs
@@ -218,13 +217,8 @@ class StreamActor(pykka.ThreadingActor):
         exception_value: BaseException | None,
         _traceback: TracebackType | None,
     ) -> None:
-        self._driver.tell(
-            ChildFailed(
-                kind=CHILD_STREAM,
-                key=self._hsm.model.stream_id,
-                urn=self.actor_urn,
-                detail=repr(exception_value),
-            )
+        report_failure(
+            self._driver, CHILD_STREAM, self._hsm.model.stream_id, self.actor_urn, exception_value
         )
 
 

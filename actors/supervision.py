@@ -33,13 +33,25 @@ LeaseActor it starts. The policy:
 from __future__ import annotations
 
 from collections import deque
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
+
+from actors.commands import ChildFailed
+
+if TYPE_CHECKING:
+    import pykka
 
 DEFAULT_MAX_FAILURES: Final = 5
 DEFAULT_WINDOW_NS: Final = 10_000_000_000
 
 CHILD_LEASE: Final = "lease"
 CHILD_STREAM: Final = "stream"
+
+
+def report_failure(
+    driver: pykka.ActorRef[Any], kind: str, key: int, urn: str, exception: BaseException | None
+) -> None:
+    """What a child's ``on_failure`` does: tell its supervisor ``ChildFailed``."""
+    driver.tell(ChildFailed(kind=kind, key=key, urn=urn, detail=repr(exception)))
 
 
 class RestartIntensity:

@@ -3,20 +3,15 @@ with a RecordingOutbox and real SHM files under tmp_path. No test sleeps."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import pytest
 
-from actors import DriverSystem, start_driver_system
-from actors.clock import ManualClock
-from actors.testing import RecordingEventSink, RecordingOutbox, small_config
 from messages.control import (
     LeaseRevokeReason,
     ResponseCode,
     Role,
-    ShmAttachRequest,
-    ShmAttachResponse,
-    ShmDetachRequest,
     ShmDetachResponse,
     ShmDriverShutdown,
     ShmDriverShutdownRequest,
@@ -26,85 +21,15 @@ from messages.control import (
 )
 from messages.events import ShutdownRequested
 from messages.wire import Bool, ConsumerConfig, ConsumerHello, Mode, ShmPoolAnnounce
-from shm.paths import stream_dir
+from tests.actors.harness import START, Harness
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from messages.sbe import SbeMessage
 
-START = 1_000_000_000
 MS = 1_000_000
 TTL = 3000 * MS
-
-
-class Harness:
-    def __init__(self, tmp_path: Path, **config: Any) -> None:
-        self.base = tmp_path
-        self.config = small_config(tmp_path, **config)
-        self.clock = ManualClock(start_ns=START)
-        self.outbox = RecordingOutbox()
-        self.events = RecordingEventSink()
-        self.system: DriverSystem | None = None
-
-    def start(self, **kwargs: Any) -> DriverSystem:
-        self.system = start_driver_system(
-            self.config, outbox=self.outbox, clock=self.clock, events=self.events, **kwargs
-        )
-        return self.system
-
-    def tell(self, message: object) -> None:
-        assert self.system is not None
-        self.system.driver.tell(message)
-
-    def wait_count(self, cls: type[object], count: int) -> list[Any]:
-        assert self.outbox.wait_for_count(cls, count), self.outbox.messages
-        return self.outbox.of_type(cls)
-
-    def attach(
-        self, client_id: int, role: Role = Role.PRODUCER, stream_id: int = 10000, **fields: Any
-    ) -> ShmAttachResponse:
-        before = len(self.outbox.of_type(ShmAttachResponse))
-        self.tell(
-            ShmAttachRequest(
-                correlation_id=client_id,
-                stream_id=stream_id,
-                client_id=client_id,
-                role=role,
-                expected_layout_version=0,
-                **fields,
-            )
-        )
-        response: ShmAttachResponse = self.wait_count(ShmAttachResponse, before + 1)[-1]
-        assert response.correlation_id == client_id
-        return response
-
-    def detach(
-        self, r: ShmAttachResponse, client_id: int, role: Role, correlation_id: int = 99
-    ) -> None:
-        assert r.lease_id is not None
-        assert r.stream_id is not None
-        self.tell(
-            ShmDetachRequest(
-                correlation_id=correlation_id,
-                lease_id=r.lease_id,
-                stream_id=r.stream_id,
-                client_id=client_id,
-                role=role,
-            )
-        )
-
-    def epochs_on_disk(self, stream_id: int = 10000) -> list[int]:
-        directory = stream_dir(self.base, "default", stream_id)
-        if not directory.exists():
-            return []
-        return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
-
-    def after(self, message: object) -> list[SbeMessage]:
-        messages = self.outbox.messages
-        index = max(i for i, m in enumerate(messages) if m is message)
-        return messages[index + 1 :]
 
 
 @pytest.fixture
@@ -178,24 +103,11 @@ def test_keepalive_extends_and_expiry_revokes_then_bumps(h: Harness) -> None:
     r = h.attach(7)
     assert r.lease_id is not None
     h.clock.advance(2000 * MS)
-    h.tell(
-        ShmLeaseKeepalive(
-            lease_id=r.lease_id,
-            stream_id=10000,
-            client_id=7,
-            role=Role.PRODUCER,
-            client_timestamp_ns=0,
-        )
+    keepalive = ShmLeaseKeepalive(
+        lease_id=r.lease_id, stream_id=10000, client_id=7, role=Role.PRODUCER, client_timestamp_ns=0
     )
-    h.tell(
-        ShmLeaseKeepalive(
-            lease_id=r.lease_id,
-            stream_id=10000,
-            client_id=8,
-            role=Role.PRODUCER,
-            client_timestamp_ns=0,
-        )
-    )  # ignored
+    h.tell(keepalive)
+    h.tell(replace(keepalive, client_id=8))  # ignored
     assert h.system is not None
     h.system.status()  # barrier: the keepalives are handled
     h.clock.advance(2900 * MS)  # t = 4.9 s < 2 s + 3 s
@@ -260,19 +172,7 @@ def test_hello_gets_config_for_a_consumer_lease(h: Harness) -> None:
         control_channel="",
     )
     h.tell(hello)
-    h.tell(
-        ConsumerHello(
-            stream_id=10000,
-            consumer_id=99,
-            supports_shm=Bool.TRUE,
-            supports_progress=Bool.FALSE,
-            mode=Mode.STREAM,
-            max_rate_hz=0,
-            expected_layout_version=1,
-            descriptor_stream_id=1,
-            descriptor_channel="aeron:ipc",
-        )
-    )  # no lease
+    h.tell(replace(hello, consumer_id=99))  # no lease
     h.tell(hello)
     first, again = h.wait_count(ConsumerConfig, 2)
     assert first == again

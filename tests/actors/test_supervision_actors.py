@@ -20,7 +20,7 @@ from messages.control import (
 from messages.wire import ShmPoolAnnounce
 from shm.errors import ProvisionError
 from shm.provision import ProvisionedEpoch, ProvisionRequest, provision_epoch
-from tests.actors.test_driver_system import Harness
+from tests.actors.harness import Harness
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

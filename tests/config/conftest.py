@@ -9,11 +9,13 @@ import pytest
 from config import DriverConfig, parse_config
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
+
+    from tests.config.helpers import Load
 
 
 @pytest.fixture
-def load() -> Callable[..., DriverConfig]:
+def load() -> Load:
     """Parse TOML text with an explicit environment (never the process's own)."""
 
     def _load(text: str, env: Mapping[str, str] | None = None) -> DriverConfig:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,18 +22,9 @@ from config import (
     effective_user_name,
     load_config,
 )
+from tests.config.helpers import MINIMAL, Load
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-# The smallest valid file: one profile, one static stream.
-MINIMAL = """
-[profiles.p]
-payload_pools = [{ pool_id = 1, stride_bytes = 64 }]
-
-[streams.s]
-stream_id = 10000
-profile = "p"
-"""
-Load = Callable[..., DriverConfig]
 
 
 CHANNEL = "aeron:ipc?term-length=4m"

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from config import (
     ConfigError,
-    DriverConfig,
     IdRange,
     default_config,
     effective_user_name,
     load_config,
 )
-
-# The smallest valid file: one profile, one static stream.
-MINIMAL = """
-[profiles.p]
-payload_pools = [{ pool_id = 1, stride_bytes = 64 }]
-
-[streams.s]
-stream_id = 10000
-profile = "p"
-"""
-Load = Callable[..., DriverConfig]
-
+from tests.config.helpers import MINIMAL, Load
 
 FILE = (
     """

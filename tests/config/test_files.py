@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from config import ConfigError, DriverConfig, load_config
-
-# The smallest valid file: one profile, one static stream.
-MINIMAL = """
-[profiles.p]
-payload_pools = [{ pool_id = 1, stride_bytes = 64 }]
-
-[streams.s]
-stream_id = 10000
-profile = "p"
-"""
-Load = Callable[..., DriverConfig]
+from config import ConfigError, load_config
+from tests.config.helpers import MINIMAL, Load
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from config import AdminSection, DriverConfig, IdRange, PoolSpec, Profile, StreamSpec
-
-# The smallest valid file: one profile, one static stream.
-MINIMAL = """
-[profiles.p]
-payload_pools = [{ pool_id = 1, stride_bytes = 64 }]
-
-[streams.s]
-stream_id = 10000
-profile = "p"
-"""
-Load = Callable[..., DriverConfig]
-
+from tests.config.helpers import MINIMAL, Load
 
 PUBLIC = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
 SECRET = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config import ConfigError, DriverConfig, IdRange, format_ranges, in_ranges, parse_ranges
-
-# The smallest valid file: one profile, one static stream.
-MINIMAL = """
-[profiles.p]
-payload_pools = [{ pool_id = 1, stride_bytes = 64 }]
-
-[streams.s]
-stream_id = 10000
-profile = "p"
-"""
-Load = Callable[..., DriverConfig]
-
+from config import ConfigError, IdRange, format_ranges, in_ranges, parse_ranges
+from tests.config.helpers import MINIMAL, Load
 
 MAX = 2**32 - 1
 

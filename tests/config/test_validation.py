@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
-from config import ConfigError, DriverConfig
-
-# The smallest valid file: one profile, one static stream.
-MINIMAL = """
-[profiles.p]
-payload_pools = [{ pool_id = 1, stride_bytes = 64 }]
-
-[streams.s]
-stream_id = 10000
-profile = "p"
-"""
-Load = Callable[..., DriverConfig]
-
+from config import ConfigError
+from tests.config.helpers import MINIMAL, Load
 
 POOL = "payload_pools = [{ pool_id = 1, stride_bytes = 64 }]"
 STREAM = '[streams.s]\nstream_id = 10000\nprofile = "p"\n'

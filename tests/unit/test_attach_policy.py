@@ -19,25 +19,14 @@ from actors.ids import NodeIdAllocator
 from actors.stream_ids import RangeAllocator
 from actors.testing import small_config
 from config.model import DriverConfig, IdRange
-from messages.control import HugepagesPolicy, ResponseCode, Role, ShmAttachRequest
+from messages.control import HugepagesPolicy, ResponseCode, Role
+from tests.unit.helpers import attach_request
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 INVALID = ResponseCode.INVALID_PARAMS
 REJECTED = ResponseCode.REJECTED
-
-
-def request(**fields: Any) -> ShmAttachRequest:
-    base: dict[str, Any] = {
-        "correlation_id": 1,
-        "stream_id": 10000,
-        "client_id": 7,
-        "role": Role.PRODUCER,
-        "expected_layout_version": 0,
-    }
-    base.update(fields)
-    return ShmAttachRequest(**base)
 
 
 def context(
@@ -72,7 +61,7 @@ def reject(decision: Reject | AttachPlan) -> tuple[ResponseCode, str]:
 
 
 def test_ok_plan_for_an_existing_stream(cfg: DriverConfig) -> None:
-    plan = decide_attach(request(), context(cfg), 0)
+    plan = decide_attach(attach_request(), context(cfg), 0)
     assert plan == AttachPlan(
         stream_id=10000,
         role=Role.PRODUCER,
@@ -113,73 +102,75 @@ def test_ok_plan_for_an_existing_stream(cfg: DriverConfig) -> None:
 def test_each_check_code_and_text(
     cfg: DriverConfig, fields: dict[str, Any], ctx_args: dict[str, Any], expected: tuple[Any, str]
 ) -> None:
-    assert reject(decide_attach(request(**fields), context(cfg, **ctx_args), 0)) == expected
+    assert reject(decide_attach(attach_request(**fields), context(cfg, **ctx_args), 0)) == expected
 
 
 def test_checks_run_in_the_table_order(cfg: DriverConfig) -> None:
     """Each request fails two checks; the earlier one in the table answers."""
     ctx = context(cfg, draining=True)
-    assert reject(decide_attach(request(role=9), ctx, 0))[1] == "driver draining"
+    assert reject(decide_attach(attach_request(role=9), ctx, 0))[1] == "driver draining"
     ctx = context(cfg, clients=frozenset({7}))
-    assert reject(decide_attach(request(role=9), ctx, 0))[1] == "invalid role"
-    assert reject(decide_attach(request(client_id=0, publish_mode=9), ctx, 0))[1] == (
+    assert reject(decide_attach(attach_request(role=9), ctx, 0))[1] == "invalid role"
+    assert reject(decide_attach(attach_request(client_id=0, publish_mode=9), ctx, 0))[1] == (
         "client_id must be non-zero"
     )
-    assert reject(decide_attach(request(publish_mode=9, require_hugepages=9), ctx, 0))[1] == (
-        "unsupported publish_mode"
-    )
-    assert reject(decide_attach(request(require_hugepages=9), ctx, 0))[1] == (
+    assert reject(decide_attach(attach_request(publish_mode=9, require_hugepages=9), ctx, 0))[
+        1
+    ] == ("unsupported publish_mode")
+    assert reject(decide_attach(attach_request(require_hugepages=9), ctx, 0))[1] == (
         "unknown hugepages policy"
     )
-    assert reject(decide_attach(request(expected_layout_version=3), ctx, 0))[1] == (
+    assert reject(decide_attach(attach_request(expected_layout_version=3), ctx, 0))[1] == (
         "client_id already attached"
     )
     busy = {10000: StreamFacts("tiny", 5, False, True)}
     ctx = context(cfg, streams=busy)
-    assert reject(decide_attach(request(expected_layout_version=3), ctx, 0))[1] == (
+    assert reject(decide_attach(attach_request(expected_layout_version=3), ctx, 0))[1] == (
         "layout_version mismatch"
     )
-    both = request(require_hugepages=HugepagesPolicy.HUGEPAGES)
+    both = attach_request(require_hugepages=HugepagesPolicy.HUGEPAGES)
     assert reject(decide_attach(both, ctx, 0))[1] == "producer already attached"
     nodes = NodeIdAllocator(0)
     nodes.reserve(3, 0)
     ctx = context(cfg, nodes=nodes)
-    hp = request(require_hugepages=HugepagesPolicy.HUGEPAGES, desired_node_id=3)
+    hp = attach_request(require_hugepages=HugepagesPolicy.HUGEPAGES, desired_node_id=3)
     assert reject(decide_attach(hp, ctx, 0))[1] == "hugepages not available"
-    assert reject(decide_attach(request(desired_node_id=3), ctx, 0))[1] == "node_id unavailable"
+    assert (
+        reject(decide_attach(attach_request(desired_node_id=3), ctx, 0))[1] == "node_id unavailable"
+    )
 
 
 def test_layout_version_one_is_accepted(cfg: DriverConfig) -> None:
     assert isinstance(
-        decide_attach(request(expected_layout_version=1), context(cfg), 0), AttachPlan
+        decide_attach(attach_request(expected_layout_version=1), context(cfg), 0), AttachPlan
     )
 
 
 def test_consumer_may_join_a_stream_with_a_producer(cfg: DriverConfig) -> None:
     ctx = context(cfg, streams={10000: StreamFacts("tiny", 5, False, True)})
-    assert isinstance(decide_attach(request(role=Role.CONSUMER), ctx, 0), AttachPlan)
+    assert isinstance(decide_attach(attach_request(role=Role.CONSUMER), ctx, 0), AttachPlan)
 
 
 def test_null_publish_mode_means_require_existing(cfg: DriverConfig) -> None:
-    assert reject(decide_attach(request(stream_id=20005), context(cfg), 0)) == (
+    assert reject(decide_attach(attach_request(stream_id=20005), context(cfg), 0)) == (
         REJECTED,
         "stream not provisioned",
     )
-    plan = decide_attach(request(stream_id=20005, publish_mode=2), context(cfg), 0)
+    plan = decide_attach(attach_request(stream_id=20005, publish_mode=2), context(cfg), 0)
     assert isinstance(plan, AttachPlan)
     assert (plan.stream_id, plan.create_dynamic, plan.profile) == (20005, True, "tiny")
 
 
 def test_dynamic_stream_zero_or_outside_range_is_allocated(cfg: DriverConfig) -> None:
     for requested in (0, 55555):
-        plan = decide_attach(request(stream_id=requested, publish_mode=2), context(cfg), 0)
+        plan = decide_attach(attach_request(stream_id=requested, publish_mode=2), context(cfg), 0)
         assert isinstance(plan, AttachPlan)
         assert plan.stream_id == 20000
 
 
 def test_dynamic_streams_disabled(tmp_path: Path) -> None:
     cfg = small_config(tmp_path, policies={"allow_dynamic_streams": False})
-    assert reject(decide_attach(request(stream_id=0, publish_mode=2), context(cfg), 0)) == (
+    assert reject(decide_attach(attach_request(stream_id=0, publish_mode=2), context(cfg), 0)) == (
         REJECTED,
         "stream not provisioned",
     )
@@ -187,7 +178,9 @@ def test_dynamic_streams_disabled(tmp_path: Path) -> None:
 
 def test_dynamic_stream_without_range(cfg: DriverConfig) -> None:
     no_range = replace(cfg, driver=replace(cfg.driver, stream_id_range=()))
-    assert reject(decide_attach(request(stream_id=0, publish_mode=2), context(no_range), 0)) == (
+    assert reject(
+        decide_attach(attach_request(stream_id=0, publish_mode=2), context(no_range), 0)
+    ) == (
         INVALID,
         "stream_id_range not configured",
     )
@@ -197,14 +190,14 @@ def test_dynamic_range_exhausted(cfg: DriverConfig) -> None:
     small = replace(cfg, driver=replace(cfg.driver, stream_id_range=(IdRange(20000, 20000),)))
     streams = {20000: StreamFacts("tiny", 1, False, False)}
     decision = decide_attach(
-        request(stream_id=0, publish_mode=2), context(small, streams=streams), 0
+        attach_request(stream_id=0, publish_mode=2), context(small, streams=streams), 0
     )
     assert reject(decision) == (INVALID, "stream_id_range exhausted")
 
 
 def test_dynamic_profile_not_found(cfg: DriverConfig) -> None:
     bad = replace(cfg, policies=replace(cfg.policies, default_profile="nope"))
-    assert reject(decide_attach(request(stream_id=0, publish_mode=2), context(bad), 0)) == (
+    assert reject(decide_attach(attach_request(stream_id=0, publish_mode=2), context(bad), 0)) == (
         INVALID,
         "profile not found",
     )
@@ -213,17 +206,17 @@ def test_dynamic_profile_not_found(cfg: DriverConfig) -> None:
 def test_profile_without_pools(cfg: DriverConfig) -> None:
     tiny = cfg.profiles["tiny"]
     bad = replace(cfg, profiles={"tiny": replace(tiny, payload_pools=())})
-    assert reject(decide_attach(request(), context(bad), 0)) == (
+    assert reject(decide_attach(attach_request(), context(bad), 0)) == (
         INVALID,
         "stream has no payload pools",
     )
 
 
 def test_desired_node_id_granted_when_free(cfg: DriverConfig) -> None:
-    plan = decide_attach(request(desired_node_id=42), context(cfg), 0)
+    plan = decide_attach(attach_request(desired_node_id=42), context(cfg), 0)
     assert isinstance(plan, AttachPlan)
     assert plan.desired_node_id == 42
-    plan = decide_attach(request(desired_node_id=0xFFFFFFFF), context(cfg), 0)
+    plan = decide_attach(attach_request(desired_node_id=0xFFFFFFFF), context(cfg), 0)
     assert isinstance(plan, AttachPlan)
     assert plan.desired_node_id is None
 
@@ -232,7 +225,7 @@ def test_decision_has_no_side_effects(cfg: DriverConfig) -> None:
     nodes = NodeIdAllocator(0)
     streams: dict[int, StreamFacts] = {}
     ctx = context(cfg, streams=streams, nodes=nodes)
-    decide_attach(request(stream_id=0, publish_mode=2, desired_node_id=4), ctx, 0)
+    decide_attach(attach_request(stream_id=0, publish_mode=2, desired_node_id=4), ctx, 0)
     assert streams == {}
     assert nodes.active == frozenset()
 

@@ -33,7 +33,6 @@ from messages.control import (
     PayloadPool,
     ResponseCode,
     Role,
-    ShmAttachRequest,
     ShmAttachResponse,
     ShmDetachRequest,
     ShmDetachResponse,
@@ -44,6 +43,7 @@ from messages.control import (
 )
 from messages.events import LeaseCheckTimerFired, ShutdownTimerFired
 from messages.wire import ShmPoolAnnounce
+from tests.unit.helpers import attach_request
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -76,16 +76,28 @@ def sends(effects: list[object]) -> list[Any]:
     return [e.message for e in effects if isinstance(e, Send)]
 
 
-def attach(hsm: Hsm[DriverModel], client_id: int = 7, role: Role = Role.PRODUCER) -> int:
-    effects = hsm.dispatch(
-        ShmAttachRequest(
-            correlation_id=client_id,
-            stream_id=10000,
-            client_id=client_id,
-            role=role,
-            expected_layout_version=0,
-        )
+def detach_request(lease_id: int, /, **fields: Any) -> ShmDetachRequest:
+    """Client 7's producer detach of ``lease_id`` (correlation 9); ``fields`` override."""
+    base: dict[str, Any] = {
+        "correlation_id": 9,
+        "lease_id": lease_id,
+        "stream_id": 10000,
+        "client_id": 7,
+        "role": Role.PRODUCER,
+    }
+    base.update(fields)
+    return ShmDetachRequest(**base)
+
+
+def keepalive(lease_id: int, role: Role = Role.PRODUCER) -> ShmLeaseKeepalive:
+    """Client 7's keepalive of ``lease_id`` on stream 10000."""
+    return ShmLeaseKeepalive(
+        lease_id=lease_id, stream_id=10000, client_id=7, role=role, client_timestamp_ns=0
     )
+
+
+def attach(hsm: Hsm[DriverModel], client_id: int = 7, role: Role = Role.PRODUCER) -> int:
+    effects = hsm.dispatch(attach_request(correlation_id=client_id, client_id=client_id, role=role))
     (tell,) = [e for e in effects if isinstance(e, TellStream)]
     command = tell.command
     assert isinstance(command, ProducerAttach) or role == Role.CONSUMER
@@ -98,15 +110,7 @@ def test_attach_asks_the_stream_then_grants_response_before_announce(
     driver: Hsm[DriverModel],
 ) -> None:
     assert driver.path == ("Driver", "Running", "Serving")
-    effects = driver.dispatch(
-        ShmAttachRequest(
-            correlation_id=5,
-            stream_id=10000,
-            client_id=7,
-            role=Role.PRODUCER,
-            expected_layout_version=0,
-        )
-    )
+    effects = driver.dispatch(attach_request(correlation_id=5))
     (tell,) = effects
     assert isinstance(tell, TellStream)
     assert isinstance(tell.command, ProducerAttach)
@@ -136,53 +140,20 @@ def test_attach_asks_the_stream_then_grants_response_before_announce(
 
 
 def test_pending_producer_blocks_a_second_producer(driver: Hsm[DriverModel]) -> None:
-    driver.dispatch(
-        ShmAttachRequest(
-            correlation_id=1,
-            stream_id=10000,
-            client_id=7,
-            role=Role.PRODUCER,
-            expected_layout_version=0,
-        )
-    )
-    effects = driver.dispatch(
-        ShmAttachRequest(
-            correlation_id=2,
-            stream_id=10000,
-            client_id=8,
-            role=Role.PRODUCER,
-            expected_layout_version=0,
-        )
-    )
+    driver.dispatch(attach_request(correlation_id=1))
+    effects = driver.dispatch(attach_request(correlation_id=2, client_id=8))
     (response,) = sends(effects)
     assert (response.code, response.error_message) == (
         ResponseCode.REJECTED,
         "producer already attached",
     )
     # and a pending client id is "already attached"
-    effects = driver.dispatch(
-        ShmAttachRequest(
-            correlation_id=3,
-            stream_id=10000,
-            client_id=7,
-            role=Role.CONSUMER,
-            expected_layout_version=0,
-        )
-    )
+    effects = driver.dispatch(attach_request(correlation_id=3, role=Role.CONSUMER))
     assert sends(effects)[0].error_message == "client_id already attached"
 
 
 def test_provision_failure_answers_internal_error_and_releases(driver: Hsm[DriverModel]) -> None:
-    effects = driver.dispatch(
-        ShmAttachRequest(
-            correlation_id=1,
-            stream_id=0,
-            client_id=7,
-            role=Role.PRODUCER,
-            expected_layout_version=0,
-            publish_mode=2,
-        )
-    )
+    effects = driver.dispatch(attach_request(correlation_id=1, stream_id=0, publish_mode=2))
     spawn, tell = effects
     assert isinstance(spawn, SpawnStream)
     assert isinstance(tell, TellStream)
@@ -204,34 +175,10 @@ def test_keepalive_needs_all_four_ids(driver: Hsm[DriverModel]) -> None:
     lease_id = attach(driver)
     model = driver.model
     model.now_ns = 1000
-    driver.dispatch(
-        ShmLeaseKeepalive(
-            lease_id=lease_id,
-            stream_id=10000,
-            client_id=7,
-            role=Role.CONSUMER,
-            client_timestamp_ns=0,
-        )
-    )
-    driver.dispatch(
-        ShmLeaseKeepalive(
-            lease_id=lease_id + 1,
-            stream_id=10000,
-            client_id=7,
-            role=Role.PRODUCER,
-            client_timestamp_ns=0,
-        )
-    )
+    driver.dispatch(keepalive(lease_id, role=Role.CONSUMER))
+    driver.dispatch(keepalive(lease_id + 1))
     assert model.counters["keepalive.ignored"] == 2
-    driver.dispatch(
-        ShmLeaseKeepalive(
-            lease_id=lease_id,
-            stream_id=10000,
-            client_id=7,
-            role=Role.PRODUCER,
-            client_timestamp_ns=0,
-        )
-    )
+    driver.dispatch(keepalive(lease_id))
     record = model.leases.get(lease_id)
     assert record is not None
     assert record.expiry_ns == 1000 + TTL
@@ -249,11 +196,7 @@ def test_expiry_is_strict_and_starts_the_revoke_chain(driver: Hsm[DriverModel]) 
 
 def test_producer_detach_chain(driver: Hsm[DriverModel]) -> None:
     lease_id = attach(driver)
-    effects = driver.dispatch(
-        ShmDetachRequest(
-            correlation_id=9, lease_id=lease_id, stream_id=10000, client_id=7, role=Role.PRODUCER
-        )
-    )
+    effects = driver.dispatch(detach_request(lease_id))
     assert [type(e) for e in effects if not hasattr(e, "event")] == [TellLease]
     effects = driver.dispatch(
         LeaseEnded(lease_id=lease_id, reason=LeaseRevokeReason.DETACHED, now_ns=0)
@@ -271,23 +214,8 @@ def test_producer_detach_chain(driver: Hsm[DriverModel]) -> None:
 
 def test_producer_attach_during_the_bump_is_answered_after_it(driver: Hsm[DriverModel]) -> None:
     lease_id = attach(driver)
-    driver.dispatch(
-        ShmDetachRequest(
-            correlation_id=9, lease_id=lease_id, stream_id=10000, client_id=7, role=Role.PRODUCER
-        )
-    )
-    assert (
-        driver.dispatch(
-            ShmAttachRequest(
-                correlation_id=11,
-                stream_id=10000,
-                client_id=8,
-                role=Role.PRODUCER,
-                expected_layout_version=0,
-            )
-        )
-        == []
-    )
+    driver.dispatch(detach_request(lease_id))
+    assert driver.dispatch(attach_request(correlation_id=11, client_id=8)) == []
     driver.dispatch(LeaseEnded(lease_id=lease_id, reason=LeaseRevokeReason.DETACHED, now_ns=0))
     new = EpochInfo(epoch=101, header_nslots=8, header_uri="h", pools=INFO.pools, hugepages=False)
     effects = driver.dispatch(EpochProvisioned(stream_id=10000, info=new))
@@ -307,15 +235,7 @@ def test_detach_rejects(
     driver: Hsm[DriverModel], code: ResponseCode, text: str, fields: dict[str, Any]
 ) -> None:
     lease_id = attach(driver)
-    base: dict[str, Any] = {
-        "correlation_id": 9,
-        "lease_id": lease_id,
-        "stream_id": 10000,
-        "client_id": 7,
-        "role": Role.PRODUCER,
-    }
-    base.update(fields)
-    (response,) = sends(driver.dispatch(ShmDetachRequest(**base)))
+    (response,) = sends(driver.dispatch(detach_request(lease_id, **fields)))
     assert response == ShmDetachResponse(correlation_id=9, code=code, error_message=text)
 
 
@@ -333,15 +253,7 @@ def test_shutdown_request_token_and_drain(driver: Hsm[DriverModel]) -> None:
     assert ArmShutdown(2_000_000_000) in effects
     assert driver.dispatch(good) == []  # a second request while draining is ignored
     (response,) = sends(
-        driver.dispatch(
-            ShmAttachRequest(
-                correlation_id=3,
-                stream_id=10000,
-                client_id=9,
-                role=Role.CONSUMER,
-                expected_layout_version=0,
-            )
-        )
+        driver.dispatch(attach_request(correlation_id=3, client_id=9, role=Role.CONSUMER))
     )
     assert response.error_message == "driver draining"
     effects = driver.dispatch(ShutdownTimerFired(2_000_000_000))
