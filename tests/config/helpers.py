@@ -1,0 +1,20 @@
+"""Text and types shared by the configuration tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from config import DriverConfig
+
+# The smallest valid file: one profile, one static stream.
+MINIMAL = """
+[profiles.p]
+payload_pools = [{ pool_id = 1, stride_bytes = 64 }]
+
+[streams.s]
+stream_id = 10000
+profile = "p"
+"""
+
+# The ``load`` fixture (conftest.py): TOML text and an optional environment to a DriverConfig.
+Load = Callable[..., DriverConfig]
