@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any, Final
 from config import ConfigError, DriverConfig, load_config
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
+    from actors.admin import AdminPlane
     from actors.gateway import ControlGateway
     from actors.media_driver import MediaDriverHandle
+    from actors.system import DriverSystem
 
 log = logging.getLogger("tensorpool.launcher")
 
@@ -267,7 +269,7 @@ class _DriverRun:
             log.info("driver %s stopped", self.config.driver.instance_id)
         return code
 
-    def wait(self, system: Any, gateway: ControlGateway) -> int:
+    def wait(self, system: DriverSystem, gateway: ControlGateway) -> int:
         """Serve until the DriverActor reaches Stopped; turn signals into shutdown requests."""
         from messages import ShutdownReason  # noqa: PLC0415
         from messages.events import ShutdownRequested  # noqa: PLC0415
@@ -294,7 +296,9 @@ class _DriverRun:
         return EXIT_OK
 
 
-def _start_admin(config: DriverConfig, info: Any) -> Any:
+def _start_admin(
+    config: DriverConfig, info: Callable[[], Mapping[str, object]]
+) -> AdminPlane | int | None:
     """The admin plane, None when disabled, or an exit code when it cannot start."""
     if not config.admin.enabled:
         return None
@@ -310,7 +314,9 @@ def _start_admin(config: DriverConfig, info: Any) -> Any:
         return EXIT_FAILURE
 
 
-def _startup_line(config: DriverConfig, media: MediaDriverHandle, ns_dir: Path, admin: Any) -> str:
+def _startup_line(
+    config: DriverConfig, media: MediaDriverHandle, ns_dir: Path, admin: AdminPlane | None
+) -> str:
     d = config.driver
     endpoints = ", ".join(admin.endpoints) if admin is not None else "disabled"
     return (
