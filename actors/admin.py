@@ -79,6 +79,7 @@ class QueueEventSink:
         self._queue: deque[DriverEvent] = deque()
         self._capacity = capacity
         self._wake_fd = wake_fd
+        self._wake_lock = threading.Lock()  # held only around one non-blocking write
         self.dropped = 0
 
     def emit(self, event: DriverEvent) -> None:
@@ -86,8 +87,16 @@ class QueueEventSink:
             self.dropped += 1
             return
         self._queue.append(event)  # deque.append is atomic
-        with contextlib.suppress(OSError):  # a full pipe already means "wake up"
-            os.write(self._wake_fd, b"\0")
+        with self._wake_lock, contextlib.suppress(OSError):  # a full pipe already means "wake"
+            if self._wake_fd >= 0:
+                os.write(self._wake_fd, b"\0")
+
+    def close(self) -> None:
+        """Stop accepting events and never touch the wake fd again (it is about to be closed,
+        and its number may then belong to an unrelated file)."""
+        with self._wake_lock:
+            self._capacity = 0
+            self._wake_fd = -1
 
     def drain(self) -> list[DriverEvent]:
         out: list[DriverEvent] = []
@@ -164,6 +173,7 @@ class AdminPlane:
         self._wake()
         if self._thread.is_alive():
             self._thread.join()
+        self.events.close()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -199,23 +209,20 @@ class AdminPlane:
     # -- the admin thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        context: zmq.Context[Socket] = zmq.Context()
+        context: zmq.Context[Socket] | None = None
         sockets: list[Socket] = []
         auth = None
         try:
             try:
+                context = zmq.Context()
                 status = self._socket(context, sockets, zmq.ROUTER)
                 events = self._socket(context, sockets, zmq.PUB)
                 events.setsockopt(zmq.SNDHWM, PUB_HWM)
                 events.setsockopt(zmq.LINGER, PUB_LINGER_MS)
-                status_path = status_socket_path(self._run_dir)
-                events_path = events_socket_path(self._run_dir)
-                status.bind(ipc_endpoint(status_path))
-                secure_socket_file(status_path)
-                events.bind(ipc_endpoint(events_path))
-                secure_socket_file(events_path)
-                self._socket_files = (status_path, events_path)
-                endpoints = [ipc_endpoint(status_path), ipc_endpoint(events_path)]
+                endpoints = [
+                    self._bind_ipc(status, status_socket_path(self._run_dir)),
+                    self._bind_ipc(events, events_socket_path(self._run_dir)),
+                ]
                 tcp: Socket | None = None
                 if self._keys is not None:
                     auth = start_authenticator(context, self._keys)
@@ -224,6 +231,10 @@ class AdminPlane:
                 self._endpoints = tuple(endpoints)
             except (zmq.ZMQError, OSError) as exc:
                 self._start_error = AdminStartError(f"admin plane cannot bind: {exc}")
+                return
+            except Exception as exc:  # never report a start that did not happen as a success
+                log.exception("admin plane failed to start")
+                self._start_error = AdminStartError(f"admin plane failed to start: {exc!r}")
                 return
             finally:
                 self._ready.set()
@@ -236,9 +247,18 @@ class AdminPlane:
                 sock.close(linger=0)
             if auth is not None:
                 auth.stop()
-            context.term()
+            if context is not None:
+                context.term()
             for path in self._socket_files:
                 remove_socket_file(path)
+
+    def _bind_ipc(self, sock: Socket, path: Path) -> str:
+        """Bind ``sock`` to a unix socket file, 0600; the file is removed at stop."""
+        endpoint = ipc_endpoint(path)
+        sock.bind(endpoint)
+        self._socket_files = (*self._socket_files, path)
+        secure_socket_file(path)
+        return endpoint
 
     def _socket(self, context: zmq.Context[Socket], sockets: list[Socket], kind: int) -> Socket:
         sock = context.socket(kind)

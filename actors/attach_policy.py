@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
+from actors.ids import NODE_ID_NULL
 from messages.control import HugepagesPolicy, PublishMode, ResponseCode, Role
 
 if TYPE_CHECKING:
@@ -21,8 +22,7 @@ if TYPE_CHECKING:
     from config.model import DriverConfig
     from messages.control import ShmAttachRequest
 
-NODE_ID_NULL: Final = 0xFFFFFFFF
-LAYOUT_VERSION: Final = 1
+LAYOUT_VERSION: Final = 1  # the SHM layout version this driver provisions
 
 TEXT_DRAINING: Final = "driver draining"
 TEXT_INVALID_ROLE: Final = "invalid role"

@@ -26,7 +26,6 @@ class PendingAttach:
     client_id: int
     role: Role
     stream_id: int
-    created_stream: bool  # this attach registered a new dynamic stream
 
 
 # --------------------------------------------------------------------------------------------

@@ -239,4 +239,3 @@ class PooledActor(pykka.Actor):
             # pykka blocks here; a blocking stop_all on a pool worker can starve the pool
             # (with one worker it deadlocks), so the stops are only sent.
             pykka.ActorRegistry.stop_all(block=False)
-

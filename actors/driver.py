@@ -121,7 +121,16 @@ class DriverActor(pykka.ThreadingActor):
         except Exception:
             logger.exception("driver failed handling %r; continuing", message)
             self._model.count(COUNTER_DRIVER_ERRORS)
+            self._perform_abandoned()
             return None
+
+    def _perform_abandoned(self) -> None:
+        """Carry out what the failed handler had already decided (e.g. a lease it removed from
+        the table must still be ended and revoked), so the model and the world stay in step."""
+        try:
+            self._perform(self._hsm.take_abandoned())
+        except Exception:
+            logger.exception("driver failed performing the effects of a failed handler")
 
     def _receive(self, message: object) -> Any:
         if isinstance(message, StatusQuery):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from actors.attach_policy import (
+    LAYOUT_VERSION,
     TEXT_NODE_ID_ALLOCATION,
     TEXT_PROVISION_PREFIX,
     TEXT_UNSUPPORTED_VERSION,
@@ -21,7 +22,7 @@ from actors.attach_policy import (
 )
 from actors.commands import ConsumerAttach, GrantLease, PendingAttach, ProducerAttach
 from actors.driver_effects import ForgetStream, SpawnStream, StartLease, TellStream
-from actors.driver_model import HEADER_SLOT_BYTES, LAYOUT_VERSION, StreamEntry
+from actors.driver_model import HEADER_SLOT_BYTES, StreamEntry
 from actors.hsm import HANDLED, Outcome
 from actors.lease_table import LeaseRecord
 from messages.control import ResponseCode, Role, ShmAttachRequest, ShmAttachResponse
@@ -53,9 +54,10 @@ def attach_context(m: DriverModel) -> AttachContext:
 
 def on_attach(m: DriverModel, req: ShmAttachRequest) -> Outcome:
     entry = m.streams.get(req.stream_id)
-    if not m.draining and req.role == Role.PRODUCER and entry is not None and entry.settling:
+    if not m.draining and entry is not None and entry.settling:
         # The previous producer's epoch bump is in flight: answer once it is done, as a
-        # single-threaded driver would have (its bump happens before this request).
+        # single-threaded driver would have (its bump happens before this request). That holds
+        # for consumers too: answered now, they would get the epoch about to be retired.
         entry.deferred.append(req)
         return HANDLED
     decision = decide_attach(req, attach_context(m), m.now_ns)
@@ -82,7 +84,7 @@ def _start_attach(m: DriverModel, req: ShmAttachRequest, plan: AttachPlan) -> No
         m.streams[plan.stream_id] = StreamEntry(
             stream_id=plan.stream_id, name=None, profile=profile, dynamic=True
         )
-        m.emit(SpawnStream(stream_id=plan.stream_id, profile=profile, info=None, restart=False))
+        m.emit(SpawnStream(stream_id=plan.stream_id, profile=profile, info=None))
     entry = m.streams[plan.stream_id]
     attach = PendingAttach(
         correlation_id=req.correlation_id,
@@ -91,7 +93,6 @@ def _start_attach(m: DriverModel, req: ShmAttachRequest, plan: AttachPlan) -> No
         client_id=req.client_id,
         role=plan.role,
         stream_id=plan.stream_id,
-        created_stream=plan.create_dynamic,
     )
     m.pending[lease_id] = attach
     m.pending_clients.add(req.client_id)

@@ -83,7 +83,7 @@ def _stream_failed(m: DriverModel, stream_id: int, detail: str) -> None:
             fail_pending(m, attach, f"stream actor failed: {detail}")
     if stream_id not in m.streams:
         return  # a dynamic stream that never got an epoch: forgotten by fail_pending
-    m.emit(SpawnStream(stream_id=stream_id, profile=entry.profile, info=entry.info, restart=True))
+    m.emit(SpawnStream(stream_id=stream_id, profile=entry.profile, info=entry.info))
     _restart_chain(m, entry)
 
 

@@ -41,7 +41,6 @@ class SpawnStream:
     stream_id: int
     profile: Profile
     info: EpochInfo | None
-    restart: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
+from actors.attach_policy import LAYOUT_VERSION
 from actors.commands import EndLease, ProducerLeaseLost
 from actors.consumer_streams import ConsumerStreams
 from actors.driver_effects import Emit, Send, TellLease, TellStream
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
     from config.model import DriverConfig, Profile
     from messages.sbe import SbeMessage
 
-LAYOUT_VERSION: Final = 1
 HEADER_SLOT_BYTES: Final = 256
 NS_PER_MS: Final = 1_000_000
 
@@ -85,9 +85,7 @@ class StreamEntry:
     @property
     def producer_busy(self) -> bool:
         return (
-            self.producer_lease_id is not None
-            or self.pending_producer is not None
-            or (self.settling)
+            self.producer_lease_id is not None or self.pending_producer is not None or self.settling
         )
 
     @property

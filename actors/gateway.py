@@ -222,6 +222,15 @@ class ControlGateway:
                 except Exception as exc:
                     _log.debug("closing %r: %s", resource, exc)
             self._stopped.set()
+            self._discard_unsent()
+
+    def _discard_unsent(self) -> None:
+        """Count what was sent but never routed (close deadline passed, or Aeron was lost)."""
+        while self._outgoing:
+            name = type(self._outgoing.popleft()).__name__
+            self._counters.inc(COUNTER_PUBLISH_FAILED)
+            self._counters.inc(f"{COUNTER_PUBLISH_FAILED}.{name}.closed")
+            _log.warning("gateway closed: %s not sent", name)
 
     def _open(self) -> tuple[Any, Any, dict[str, Any]]:
         ch = self.channels
@@ -283,9 +292,10 @@ class ControlGateway:
             work += self._route_outgoing(control_q, announce_q, now)
             for q in queues:
                 work += q.drain(now)
-            if self._closing and (
-                not any(len(q) for q in queues) or now >= self._flush_deadline_ns
-            ):
+            # A send from another thread may have landed after this turn's routing: it is
+            # part of what close() must flush, so it keeps the loop going one more turn.
+            flushed = not self._outgoing and not any(len(q) for q in queues)
+            if self._closing and (flushed or now >= self._flush_deadline_ns):
                 for q in queues:
                     if q.drop_all("gateway closed before it could be sent"):
                         _log.warning("close: flush deadline passed with messages queued")

@@ -30,8 +30,12 @@ Semantics (each one is exercised by ``tests/unit/test_hsm.py``):
   dispatch wait for the next one: those events are handled before its event, and those
   effects are returned with its own.
 * If a handler or action raises, the exception propagates out of the outer ``dispatch``; the
-  events still queued and the effects of that call are discarded and the machine stays in the
-  state it had reached (each exit and entry updates the current state as it completes).
+  events still queued are discarded and the machine stays in the state it had reached (each
+  exit and entry updates the current state as it completes). The effects that call had
+  emitted are not returned by any later dispatch; they are set aside for ``take_abandoned()``,
+  because they describe decisions the model has already applied: a host that keeps running
+  after the error can still carry them out instead of leaving the world out of step with the
+  model.
 """
 
 from __future__ import annotations
@@ -244,9 +248,7 @@ class Machine[M: HsmModel]:
             self.chains[key] = found
         return found
 
-    def transition(
-        self, leaf: str, source: str, target: str
-    ) -> tuple[tuple[_Step[M], ...], str]:
+    def transition(self, leaf: str, source: str, target: str) -> tuple[tuple[_Step[M], ...], str]:
         """Exit and entry steps for ``source -> target`` from ``leaf``, and the final leaf."""
         key = (leaf, source, target)
         found = self._transitions.get(key)
@@ -298,7 +300,15 @@ def _warn_unhandled(path: tuple[str, ...], event: object) -> None:
 class Hsm[M: HsmModel]:
     """One running instance of a ``Machine`` over one model; not thread-safe (one actor owns it)."""
 
-    __slots__ = ("_busy", "_leaf", "_machine", "_model", "_on_unhandled", "_unhandled")
+    __slots__ = (
+        "_abandoned",
+        "_busy",
+        "_leaf",
+        "_machine",
+        "_model",
+        "_on_unhandled",
+        "_unhandled",
+    )
 
     def __init__(
         self,
@@ -313,6 +323,7 @@ class Hsm[M: HsmModel]:
         self._leaf: str | None = None
         self._busy = False
         self._unhandled = 0
+        self._abandoned: list[object] = []
 
     def __repr__(self) -> str:
         return f"Hsm({self._machine.name}, state={self._leaf})"
@@ -402,8 +413,14 @@ class Hsm[M: HsmModel]:
         model._hsm_effects = []  # noqa: SLF001
         return effects
 
+    def take_abandoned(self) -> list[object]:
+        """The effects emitted by the last dispatch that raised, once (then empty)."""
+        abandoned, self._abandoned = self._abandoned, []
+        return abandoned
+
     def _discard(self) -> None:
         self._model._hsm_queue.clear()  # noqa: SLF001
+        self._abandoned = self._model._hsm_effects  # noqa: SLF001
         self._model._hsm_effects = []  # noqa: SLF001
 
     def _drain(self) -> None:

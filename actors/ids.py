@@ -60,11 +60,6 @@ class NodeIdAllocator:
     def active(self) -> frozenset[int]:
         return frozenset(self._active)
 
-    def cooling(self, now_ns: int) -> frozenset[int]:
-        """Ids still in cooldown at ``now_ns``."""
-        self._purge(now_ns)
-        return frozenset(self._cooling)
-
     def is_available(self, node_id: int, now_ns: int) -> bool:
         """Whether ``node_id`` could be granted as a desired node id right now."""
         if node_id in (0, NODE_ID_NULL) or not 0 < node_id <= NODE_ID_MAX:

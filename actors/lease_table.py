@@ -97,17 +97,19 @@ class LeaseTable:
         return record
 
     def expired(self, now_ns: int) -> list[LeaseRecord]:
-        """Leases with ``now_ns > expiry_ns`` (strictly), soonest first; they stay in the table."""
+        """Leases with ``now_ns > expiry_ns`` (strictly), soonest first; they stay in the table.
+
+        Their deadlines stay in the heap too, and become stale (dropped by a later sweep) once
+        the caller removes the lease: a lease the caller fails to end is found again next time
+        instead of being left in the table with no deadline.
+        """
         deadlines, records = self._deadlines, self._records
-        due: list[LeaseRecord] = []
+        due: list[tuple[int, int]] = []
         while deadlines and deadlines[0][0] < now_ns:
             expiry_ns, lease_id = heapq.heappop(deadlines)
             record = records.get(lease_id)
             if record is not None and record.expiry_ns == expiry_ns:
-                due.append(record)
-        return due
-
-    @property
-    def heap_size(self) -> int:
-        """Entries in the deadline heap, stale ones included (for tests and the benchmark)."""
-        return len(self._deadlines)
+                due.append((expiry_ns, lease_id))
+        for entry in due:
+            heapq.heappush(deadlines, entry)
+        return [records[lease_id] for _, lease_id in due]

@@ -108,10 +108,13 @@ def main() -> None:
         sub.setsockopt(zmq.RCVHWM, 0)
         sub.setsockopt(zmq.LINGER, 0)
         sub.connect(plane.endpoints[1])
-        while True:  # the slow-joiner handshake: wait until a probe event arrives
+        joined = time.monotonic() + 10.0  # the slow-joiner handshake: wait for a probe event
+        while True:
             plane.events.emit(DriverEvent("probe", 0))
             if sub.poll(20):
                 break
+            if time.monotonic() > joined:
+                raise RuntimeError("the events subscriber never received a probe")
         while sub.poll(100):
             sub.recv()
         start = time.perf_counter()

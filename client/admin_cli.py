@@ -30,7 +30,7 @@ from client.admin_protocol import (
 from config import ConfigError, load_config
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 EXIT_OK: Final = 0
 EXIT_NO_DRIVER: Final = 1
@@ -95,6 +95,18 @@ def _request(
         raise _NoDriverError(f"{prog}: unreadable reply from {endpoint}: {raw[:80]!r}") from exc
 
 
+def _guarded(prog: str, command: Callable[[], int]) -> int:
+    """Run ``command``; a bad configuration is exit 2, no (working) driver one line and exit 1."""
+    try:
+        return command()
+    except ConfigError as exc:
+        _line(sys.stderr, f"{prog}: {exc}")
+        return EXIT_USAGE
+    except _NoDriverError as exc:
+        _line(sys.stderr, str(exc))
+        return EXIT_NO_DRIVER
+
+
 def status_main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """``status [--config FILE] [--json] [--timeout S]``: print what the driver holds."""
     prog = "tensorpool status"
@@ -102,29 +114,27 @@ def status_main(argv: Sequence[str] | None = None, out: TextIO | None = None) ->
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait (default 3)")
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     stdout = out if out is not None else sys.stdout
-    endpoint = "?"
     context: zmq.Context[Socket] = zmq.Context()
-    try:
+
+    def status() -> int:
         endpoint, _ = _locate(args, prog)
         reply = _request(context, endpoint, CMD_STATUS, args.timeout, prog)
-    except ConfigError as exc:
-        _line(sys.stderr, f"{prog}: {exc}")
-        return EXIT_USAGE
-    except _NoDriverError as exc:
-        _line(sys.stderr, str(exc))
-        return EXIT_NO_DRIVER
+        if not isinstance(reply, dict) or reply.get("ok") is not True:
+            error = reply.get("error") if isinstance(reply, dict) else reply
+            raise _NoDriverError(
+                f"{prog}: the driver at {endpoint} answered with an error: {error}"
+            )
+        body = reply.get("status")
+        if args.json:
+            _line(stdout, json.dumps(body, indent=2))
+        elif isinstance(body, dict):
+            _line(stdout, format_status(body))
+        return EXIT_OK
+
+    try:
+        return _guarded(prog, status)
     finally:
         context.term()
-    if not isinstance(reply, dict) or reply.get("ok") is not True:
-        error = reply.get("error") if isinstance(reply, dict) else reply
-        _line(sys.stderr, f"{prog}: the driver at {endpoint} answered with an error: {error}")
-        return EXIT_NO_DRIVER
-    status = reply.get("status")
-    if args.json:
-        _line(stdout, json.dumps(status, indent=2))
-    elif isinstance(status, dict):
-        _line(stdout, format_status(status))
-    return EXIT_OK
 
 
 def events_main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -144,10 +154,10 @@ def events_main(argv: Sequence[str] | None = None, out: TextIO | None = None) ->
     )
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     stdout = out if out is not None else sys.stdout
-    endpoint = "?"
     context: zmq.Context[Socket] = zmq.Context()
     sub = context.socket(zmq.SUB)
-    try:
+
+    def events() -> int:
         endpoint, run_dir = _locate(args, prog)
         events_endpoint = args.events_endpoint or (
             ipc_endpoint(events_socket_path(run_dir)) if run_dir is not None else None
@@ -161,12 +171,9 @@ def events_main(argv: Sequence[str] | None = None, out: TextIO | None = None) ->
         _request(context, endpoint, CMD_PING, args.timeout or 3.0, prog)
         _line(sys.stderr, f"{prog}: following {events_endpoint} (Ctrl-C to stop)")
         return _follow(sub, args, stdout, prog)
-    except ConfigError as exc:
-        _line(sys.stderr, f"{prog}: {exc}")
-        return EXIT_USAGE
-    except _NoDriverError as exc:
-        _line(sys.stderr, str(exc))
-        return EXIT_NO_DRIVER
+
+    try:
+        return _guarded(prog, events)
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
@@ -196,6 +203,8 @@ def _follow(sub: Socket, args: argparse.Namespace, stdout: TextIO, prog: str) ->
         try:
             event = json.loads(raw)
         except ValueError:
+            event = None
+        if not isinstance(event, dict):
             _line(stdout, f"(unreadable event: {raw[:80]!r})")
             continue
         _line(stdout, format_event(event))

@@ -6,6 +6,7 @@ different stories; a missing key prints as ``-`` rather than failing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -78,11 +79,11 @@ def format_status(status: Mapping[str, object]) -> str:
 def format_event(event: Mapping[str, object]) -> str:
     """``HH:MM:SS.mmm kind key=value ...`` in local time of publication."""
     wall_ns = event.get("wall_ns")
+    stamp = "--:--:--.---"
     if isinstance(wall_ns, int):
         seconds, ns = divmod(wall_ns, 1_000_000_000)
-        stamp = time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{ns // 1_000_000:03d}"
-    else:
-        stamp = "--:--:--.---"
+        with contextlib.suppress(OverflowError, OSError, ValueError):  # out of time_t's range
+            stamp = time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{ns // 1_000_000:03d}"
     fields = event.get("fields")
     pairs = fields.items() if isinstance(fields, dict) else ()
     text = " ".join(f"{k}={_cell(v)}" for k, v in pairs)

@@ -74,6 +74,8 @@ class PublicationHandle:
             return fut
         deadline = time.monotonic_ns() + int(timeout * 1e9)
         self._pub.outbox.append(_Offer(bytes(data), fut, deadline, drop_if_not_connected))
+        if self._pub.closed:  # closed between the check and the append: nobody flushes it now
+            _fail_outbox(self._pub)
         return fut
 
     def is_connected(self, timeout: float = 5.0) -> bool:
@@ -138,10 +140,12 @@ class AeronThread:
             queue.SimpleQueue()
         )
         self._pubs: list[_Pub] = []
-        self._subs: list[tuple[Any, Callable[[bytes], None]]] = []
+        self._subs: list[tuple[Any, Callable[[Any, Any], None]]] = []
         self._duties: list[Callable[[int], int]] = []
         self._ready = threading.Event()
         self._stop = threading.Event()
+        self._finished = threading.Event()
+        """Set once the thread has failed every pending command and offer on its way out."""
         self._start_error: BaseException | None = None
         self._aeron_client: Any = None
         self.handler_errors = 0
@@ -192,6 +196,8 @@ class AeronThread:
             raise ClientClosed("client is not running")
         fut: Future[object] = Future()
         self._commands.put((fn, fut))
+        if self._finished.is_set():  # the thread ended between the check and the put
+            self._fail_commands()
         try:
             return fut.result(timeout)  # type: ignore[return-value]
         except TimeoutError as exc:
@@ -217,9 +223,16 @@ class AeronThread:
         handle = SubscriptionHandle(self, channel, stream_id, capacity)
         sink = handler if handler is not None else handle.deliver
 
+        def on_fragment(buf: Any, _header: Any) -> None:
+            try:
+                sink(bytes(buf))  # a BufferView is valid only inside the handler: copy it
+            except Exception:  # raising here would lose the rest of the poll batch
+                self.handler_errors += 1
+                log.exception("fragment handler failed")
+
         def make(aeron: Any) -> None:
             handle.subscription = aeron.add_subscription(channel, stream_id)
-            self._subs.append((handle.subscription, sink))
+            self._subs.append((handle.subscription, on_fragment))
 
         self.call(make, timeout)
         return handle
@@ -229,7 +242,7 @@ class AeronThread:
         pub.closed = True
         if pub in self._pubs:
             self._pubs.remove(pub)
-        self._fail_outbox(pub)
+        _fail_outbox(pub)
         pub.publication.close()
 
     def close_subscription(self, handle: SubscriptionHandle) -> None:
@@ -255,6 +268,9 @@ class AeronThread:
                 work += self._poll_subscriptions()
                 work += self._flush_outboxes()
                 work += self._run_duties()
+                if self._aeron_client.is_closed:  # media driver lost: this client is dead
+                    log.error("Aeron client closed (media driver timeout?); client stopped")
+                    return
                 idle.idle(work)
         finally:
             self._shutdown()
@@ -276,15 +292,7 @@ class AeronThread:
 
     def _poll_subscriptions(self) -> int:
         work = 0
-        for sub, sink in list(self._subs):
-
-            def on_fragment(buf: Any, _header: Any, sink: Callable[[bytes], None] = sink) -> None:
-                try:
-                    sink(bytes(buf))
-                except Exception:
-                    self.handler_errors += 1
-                    log.exception("fragment handler failed")
-
+        for sub, on_fragment in list(self._subs):
             try:
                 work += sub.poll(on_fragment, FRAGMENT_LIMIT)
             except Exception:
@@ -329,25 +337,35 @@ class AeronThread:
                 log.exception("client duty failed")
         return work
 
-    def _fail_outbox(self, pub: _Pub) -> None:
-        while pub.outbox:
-            item = pub.outbox.popleft()
-            if not item.future.done():
-                item.future.set_exception(ClientClosed("publication closed"))
-
-    def _shutdown(self) -> None:
-        for pub in self._pubs:
-            pub.closed = True
-            self._fail_outbox(pub)
+    def _fail_commands(self) -> None:
         while True:
             try:
                 _fn, fut = self._commands.get_nowait()
             except queue.Empty:
-                break
-            fut.set_exception(ClientClosed("client closed"))
+                return
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(ClientClosed("client closed"))
+
+    def _shutdown(self) -> None:
+        for pub in self._pubs:
+            pub.closed = True
+            _fail_outbox(pub)
+        self._fail_commands()
+        self._finished.set()
         self._pubs.clear()
         self._subs.clear()
         try:
             self._aeron_client.close()
         except Exception:
             log.exception("closing the Aeron client failed")
+
+
+def _fail_outbox(pub: _Pub) -> None:
+    """Fail every queued offer of a closed publication (callable from any thread)."""
+    while pub.outbox:
+        try:
+            item = pub.outbox.popleft()
+        except IndexError:  # another thread emptied it first
+            return
+        if not item.future.done():
+            item.future.set_exception(ClientClosed("publication closed"))

@@ -111,8 +111,8 @@ class DriverClient:
         if self._started:
             return self
         self._started = True
-        self._thread.start()
         try:
+            self._thread.start()
             self._thread.subscription(self.control_channel, self.control_stream_id,
                                       handler=self._on_fragment)
             if (self.announce_channel, self.announce_stream_id) != (

@@ -28,10 +28,8 @@ class CorrelationIds:
     def next(self) -> int:
         """A fresh non-zero correlation id."""
         with self._lock:
-            value = self._next
+            value = self._next or 1  # 0 is never used (only reachable through ``seed=0``)
             self._next = value + 1 if value < MAX_CORRELATION_ID else 1
-            if value == 0:
-                return self.next()
             return value
 
 

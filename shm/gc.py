@@ -14,18 +14,21 @@ import shutil
 import stat
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from shm.errors import PathError
 from shm.paths import HEADER_RING_NAME, is_epoch_name
 from shm.provision import BUILD_PREFIX
-from shm.safe_fs import open_file_nofollow, require_within
+from shm.safe_fs import open_dir_nofollow, require_within
 from shm.superblock import MAGIC, SUPERBLOCK_SIZE, Superblock, decode_superblock
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 log = logging.getLogger(__name__)
+
+_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS: Final = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def pid_alive(pid: int) -> bool:
@@ -53,59 +56,69 @@ def collect_epochs(
     own_pid: int,
     now_realtime_ns: int | None = None,
 ) -> list[Path]:
-    """Remove old epoch directories of one stream; returns the directories removed."""
+    """Remove old epoch directories of one stream; returns the directories removed.
+
+    The stream directory is checked against ``allowed_base_dirs`` once and then held open:
+    every read and removal below it is relative to that descriptor and follows no symlink,
+    so swapping a path component after the check cannot redirect a deletion.
+    """
     if keep <= 0:
         return []
     realtime = time.time_ns() if now_realtime_ns is None else now_realtime_ns
-    try:
-        entries = [e for e in os.scandir(stream_dir) if e.is_dir(follow_symlinks=False)]
-    except OSError as exc:
-        log.debug("epoch gc: cannot list %s: %s", stream_dir, exc)
+    real = _inside(str(stream_dir), allowed_base_dirs)
+    if real is None:
         return []
-    removed = _collect_builds(entries, own_pid, allowed_base_dirs)
-    excluded = {current_epoch, *referenced_epochs}
-    epochs = sorted((int(e.name) for e in entries if is_epoch_name(e.name)), reverse=True)
-    candidates = [epoch for epoch in epochs if epoch not in excluded][max(keep, 1) - 1:]
-    for epoch in candidates:
-        path = stream_dir / str(epoch)
-        if _eligible(path, min_age_ns=min_age_ns, now_monotonic_ns=now_monotonic_ns,
-                     now_realtime_ns=realtime, own_pid=own_pid,
-                     allowed_base_dirs=allowed_base_dirs):
-            removed.extend(_remove(path))
-    return removed
+    try:
+        sfd = open_dir_nofollow(real)
+    except (OSError, PathError) as exc:
+        log.debug("epoch gc: cannot open %s: %s", stream_dir, exc)
+        return []
+    try:
+        try:
+            with os.scandir(sfd) as scan:
+                names = [e.name for e in scan if e.is_dir(follow_symlinks=False)]
+        except OSError as exc:
+            log.debug("epoch gc: cannot list %s: %s", stream_dir, exc)
+            return []
+        removed = _collect_builds(sfd, real, names, own_pid)
+        excluded = {current_epoch, *referenced_epochs}
+        epochs = sorted((int(n) for n in names if is_epoch_name(n)), reverse=True)
+        candidates = [epoch for epoch in epochs if epoch not in excluded][max(keep, 1) - 1:]
+        for epoch in candidates:
+            name = str(epoch)
+            if _eligible(sfd, name, min_age_ns=min_age_ns, now_monotonic_ns=now_monotonic_ns,
+                         now_realtime_ns=realtime, own_pid=own_pid):
+                removed.extend(_remove(sfd, real, name))
+        return removed
+    finally:
+        os.close(sfd)
 
 
-def _collect_builds(
-    entries: list[os.DirEntry[str]], own_pid: int, allowed_base_dirs: tuple[Path, ...]
-) -> list[Path]:
+def _collect_builds(sfd: int, real: Path, names: list[str], own_pid: int) -> list[Path]:
     removed: list[Path] = []
-    for entry in entries:
-        if not entry.name.startswith(BUILD_PREFIX):
+    for name in names:
+        if not name.startswith(BUILD_PREFIX):
             continue
-        pid_text = entry.name[len(BUILD_PREFIX):].split("-", 1)[0]
+        pid_text = name[len(BUILD_PREFIX):].split("-", 1)[0]
         if not pid_text.isdigit():
             continue
         pid = int(pid_text)
         if pid in {own_pid, os.getpid()} or pid_alive(pid):
             continue
-        path = _inside(entry.path, allowed_base_dirs)
-        if path is not None:
-            removed.extend(_remove(path))
+        removed.extend(_remove(sfd, real, name))
     return removed
 
 
 def _eligible(
-    path: Path, *, min_age_ns: int, now_monotonic_ns: int, now_realtime_ns: int, own_pid: int,
-    allowed_base_dirs: tuple[Path, ...],
+    sfd: int, name: str, *, min_age_ns: int, now_monotonic_ns: int, now_realtime_ns: int,
+    own_pid: int,
 ) -> bool:
-    if _inside(str(path), allowed_base_dirs) is None:
-        return False
-    superblock = _read_header_superblock(path)
+    superblock = _read_header_superblock(sfd, name)
     if superblock is not None and superblock.activity_timestamp_ns != 0:
         age = now_monotonic_ns - superblock.activity_timestamp_ns
     else:
         try:
-            age = now_realtime_ns - path.lstat().st_mtime_ns
+            age = now_realtime_ns - os.stat(name, dir_fd=sfd, follow_symlinks=False).st_mtime_ns
         except OSError:
             return False
     if age < min_age_ns:
@@ -114,11 +127,17 @@ def _eligible(
                 and pid_alive(superblock.pid))
 
 
-def _read_header_superblock(path: Path) -> Superblock | None:
+def _read_header_superblock(sfd: int, name: str) -> Superblock | None:
     try:
-        fd = open_file_nofollow(path / HEADER_RING_NAME, os.O_RDONLY | os.O_NONBLOCK)
-    except (OSError, PathError):
+        efd = os.open(name, _DIR_FLAGS, dir_fd=sfd)
+    except OSError:
         return None
+    try:
+        fd = os.open(HEADER_RING_NAME, _FILE_FLAGS, dir_fd=efd)
+    except OSError:
+        return None
+    finally:
+        os.close(efd)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
@@ -141,9 +160,10 @@ def _inside(path: str, allowed_base_dirs: tuple[Path, ...]) -> Path | None:
         return None
 
 
-def _remove(path: Path) -> list[Path]:
+def _remove(sfd: int, real: Path, name: str) -> list[Path]:
+    path = real / name
     try:
-        shutil.rmtree(path)
+        shutil.rmtree(name, dir_fd=sfd)
     except FileNotFoundError:
         return []
     except OSError as exc:

@@ -80,5 +80,10 @@ def pool_file_name(pool_id: int) -> str:
 
 
 def is_epoch_name(name: str) -> bool:
-    """Epoch directories are named by all decimal digits; anything else is not an epoch."""
-    return name.isascii() and name.isdigit()
+    """An epoch directory name: a uint64 in unpadded decimal, as ``epoch_dir`` writes it.
+
+    Anything else (``0100``, a number past 2^64-1, ``.build-...``) is not an epoch: counted as
+    one it would push ``next_epoch`` past the uint64 range or make GC act on another name.
+    """
+    return (name.isascii() and name.isdigit() and (name == "0" or name[0] != "0")
+            and int(name) <= _U64_MAX)

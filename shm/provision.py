@@ -198,7 +198,9 @@ def _build(req: ProvisionRequest, directory: Path, page: int) -> ProvisionedEpoc
             try:
                 os.fchmod(tfd, dir_mode)
                 for name, size, superblock in regions:
-                    mapping = _create_region(tfd, name, size, superblock, req)
+                    mapping = _create_region(
+                        tfd, name, size, superblock, req, hugetlbfs=page > 1
+                    )
                     if mapping is not None:
                         locked.append(mapping)
                 os.fsync(tfd)
@@ -231,22 +233,26 @@ def _build(req: ProvisionRequest, directory: Path, page: int) -> ProvisionedEpoc
 
 
 def _create_region(
-    dir_fd: int, name: str, size: int, superblock: bytes, req: ProvisionRequest
+    dir_fd: int, name: str, size: int, superblock: bytes, req: ProvisionRequest, *,
+    hugetlbfs: bool,
 ) -> mmap.mmap | None:
+    """Create one region file; hugetlbfs files have no write(2), so they are always mapped."""
     fd = os.open(name, _FILE_FLAGS, req.permissions_mode, dir_fd=dir_fd)
     mapping: mmap.mmap | None = None
     try:
         _require_regular(fd, name)
         os.ftruncate(fd, size)
         os.fchmod(fd, req.permissions_mode)
-        if req.prefault or req.mlock:
+        if req.prefault or req.mlock or hugetlbfs:
             os.posix_fallocate(fd, 0, size)
             mapping = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
             if req.prefault:
                 _zero_fill(mapping)
             if req.mlock:
                 _mlock(mapping, name)
-        os.pwrite(fd, superblock, 0)
+            mapping[: len(superblock)] = superblock
+        else:
+            os.pwrite(fd, superblock, 0)
         os.fsync(fd)
     except BaseException:
         if mapping is not None:

@@ -16,6 +16,7 @@ from shm.seqlock import ReadStatus
 from shm.slot_layout import (
     SEQ_COMMIT_BYTES,
     SLOT_DTYPE,
+    SlotFields,
     TensorDescriptor,
     invalid_reason,
     pack_slot_body,
@@ -69,11 +70,16 @@ class PayloadPoolView:
         """A private copy of the first ``length`` bytes of slot ``index``."""
         return self._array()[index, :length].tobytes()
 
+    def check_fits(self, payload: Buffer) -> None:
+        """ValueError when ``payload`` is longer than one slot."""
+        size = memoryview(payload).nbytes
+        if size > self.stride_bytes:
+            raise ValueError(f"payload of {size} bytes exceeds stride {self.stride_bytes}")
+
     def write(self, index: int, payload: Buffer) -> int:
         """Copy ``payload`` into slot ``index``; returns its length."""
+        self.check_fits(payload)
         data = np.frombuffer(payload, dtype=np.uint8)
-        if data.size > self.stride_bytes:
-            raise ValueError(f"payload of {data.size} bytes exceeds stride {self.stride_bytes}")
         self._array()[index, : data.size] = data
         return int(data.size)
 
@@ -155,6 +161,7 @@ class HeaderRing:
         """The whole writer protocol for one frame; returns the slot index used."""
         if pool.nslots != self.nslots:
             raise ValueError("pool and header ring must have the same number of slots")
+        pool.check_fits(payload)  # before step 1: a refused frame leaves the slot as it was
         index = self.begin_write(seq)
         length = pool.write(index, payload)
         self.end_write(
@@ -169,19 +176,19 @@ class HeaderRing:
         start = SUPERBLOCK_SIZE + index * HEADER_SLOT_BYTES + SEQ_COMMIT_BYTES
         view = self._view()
 
-        def copy() -> tuple[bytes, bytes]:
-            body = bytes(view[start : start + HEADER_SLOT_BYTES - SEQ_COMMIT_BYTES])
-            fields = unpack_slot_body(body)
+        def copy() -> tuple[SlotFields, bytes]:
+            # unpack_slot_body copies the bytes out of the mapping: the fields are private.
+            fields = unpack_slot_body(view[start : start + HEADER_SLOT_BYTES - SEQ_COMMIT_BYTES])
             pool = pools.get(fields.pool_id)
             if pool is None or index >= pool.nslots:
-                return body, b""
+                return fields, b""
             length = min(fields.values_len_bytes, pool.stride_bytes)
-            return body, pool.copy_out(index, length)
+            return fields, pool.copy_out(index, length)
 
         status, snapshot = seqlock.read(self._view_words(), self.seq_word_index(index), seq, copy)
         if snapshot is None:
             return status
-        fields = unpack_slot_body(snapshot[0])
+        fields, payload = snapshot
         pool = pools.get(fields.pool_id)
         if pool is None:
             return ReadStatus.INVALID
@@ -190,7 +197,7 @@ class HeaderRing:
         assert fields.tensor is not None
         return Frame(
             seq=seq, slot_index=index, pool_id=fields.pool_id, timestamp_ns=fields.timestamp_ns,
-            meta_version=fields.meta_version, tensor=fields.tensor, payload=snapshot[1],
+            meta_version=fields.meta_version, tensor=fields.tensor, payload=payload,
         )
 
     def release(self) -> None:

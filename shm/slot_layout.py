@@ -106,8 +106,8 @@ def pack_slot_body(
     )
 
 
-def unpack_slot_body(body: bytes) -> SlotFields:
-    """Decode a 248-byte snapshot taken by the reader."""
+def unpack_slot_body(body: bytes | memoryview) -> SlotFields:
+    """Decode the 248 bytes after ``seqCommit`` into plain values (nothing refers to ``body``)."""
     f = SLOT_BODY.unpack(body)
     ndims = f[14]
     tensor = None

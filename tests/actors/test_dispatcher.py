@@ -333,6 +333,7 @@ class TestDispatcher:
 
         class Late(Recorder):
             dispatcher = dead
+
         with pytest.raises(DispatcherShutdownError):
             Late.start()
         assert pykka.ActorRegistry.get_by_class(Late) == []

@@ -95,8 +95,11 @@ class TestPeriodicTimers:
         for step in (250, 100, 1, 349, 0, 300):  # 250, 350, 351, 700, 700, 1000
             clock.advance(step)
         received = target.wait_for(3)
-        assert received == [AnnounceTimerFired(300), AnnounceTimerFired(600),
-                            AnnounceTimerFired(900)]
+        assert received == [
+            AnnounceTimerFired(300),
+            AnnounceTimerFired(600),
+            AnnounceTimerFired(900),
+        ]
         assert clock.next_deadline() == 1_200
         barrier(ref)
         assert len(target.received) == 4  # nothing else arrived

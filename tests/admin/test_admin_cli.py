@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import socket
@@ -9,12 +10,14 @@ import threading
 from typing import TYPE_CHECKING
 
 import pytest
+import zmq
 
 from actors.admin import start_admin
-from client.admin_cli import events_main, status_main
+from client.admin_cli import _follow, events_main, status_main
 from client.admin_format import format_event
 from config import DEFAULT_CONFIG_TOML
 from messages.events import DriverEvent
+from tests.admin.helpers import zmq_context
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -161,3 +164,25 @@ def test_human_event_line() -> None:
     assert len(stamp) == len("HH:MM:SS.mmm")
     assert stamp.endswith(".123")
     assert rest == "revoke lease_id=7 reason=EXPIRED error=-"
+
+
+def test_a_wall_clock_out_of_range_prints_a_placeholder_stamp() -> None:
+    line = format_event({"kind": "attach", "wall_ns": 10**30, "fields": {"lease_id": 1}})
+    assert line == "--:--:--.--- attach lease_id=1"
+
+
+def test_an_event_that_is_json_but_not_an_object_is_shown_as_unreadable() -> None:
+    context = zmq_context()
+    sender, receiver = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+    try:
+        receiver.bind("inproc://admin-cli-follow")
+        sender.connect("inproc://admin-cli-follow")
+        sender.send(b"[1, 2]")
+        sender.send(b'{"kind": "attach", "fields": {}}')
+        out = io.StringIO()
+        args = argparse.Namespace(count=2, timeout=5.0, json=False)
+        assert _follow(receiver, args, out, "tensorpool events") == 0
+    finally:
+        sender.close(linger=0)
+        receiver.close(linger=0)
+    assert out.getvalue().splitlines() == ["(unreadable event: b'[1, 2]')", "--:--:--.--- attach"]

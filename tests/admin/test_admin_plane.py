@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
 from typing import TYPE_CHECKING
 
 import pytest
 import zmq
 
-from actors.admin import AdminPlane, start_admin
+from actors.admin import AdminPlane, AdminStartError, start_admin
 from messages.events import DriverEvent
 from tests.admin.helpers import (
     FakeDriver,
@@ -22,6 +23,8 @@ from tests.admin.helpers import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pykka
 
     from config import DriverConfig
@@ -276,3 +279,48 @@ class TestLifecycle:
         _status(plane)
         _status(plane)
         assert fake_driver.proxy().queries.get() == 2
+
+
+class TestStartFailures:
+    def test_an_unexpected_error_while_binding_fails_the_start(
+        self, config: DriverConfig, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def broken(_path: Path) -> None:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr("actors.admin.secure_socket_file", broken)
+        with pytest.raises(AdminStartError, match="boom"):
+            start_admin(config, dict)  # not a plane whose thread already died
+        assert config.admin.run_dir is not None
+        assert list(config.admin.run_dir.iterdir()) == []
+
+    def test_a_failed_second_bind_leaves_no_socket_file_behind(
+        self, config: DriverConfig, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def refuse_events(path: Path) -> None:
+            if path.name == "events.sock":
+                raise PermissionError("no chmod for you")
+            path.chmod(0o600)
+
+        monkeypatch.setattr("actors.admin.secure_socket_file", refuse_events)
+        with pytest.raises(AdminStartError, match="cannot bind"):
+            start_admin(config, dict)
+        assert config.admin.run_dir is not None
+        assert list(config.admin.run_dir.iterdir()) == []
+
+
+def test_events_emitted_after_stop_never_touch_a_reused_fd(config: DriverConfig) -> None:
+    admin = start_admin(config, dict)
+    wake_w = admin._wake_w
+    admin.stop()
+    r, w = os.pipe()
+    try:
+        if w != wake_w:  # the closed wake fd's number now belongs to someone else's pipe
+            os.dup2(w, wake_w)
+        admin.events.emit(DriverEvent("late", 1))
+        os.set_blocking(r, False)
+        with pytest.raises(BlockingIOError):
+            os.read(r, 16)
+    finally:
+        for fd in {r, w, wake_w}:
+            os.close(fd)

@@ -21,7 +21,7 @@ from messages import (
     ShmDetachRequest,
     ShmDetachResponse,
 )
-from shm import ExpectedRegion, RegionType, open_region
+from shm import ExpectedRegion, RegionType, open_region, seqlock
 from tests.client.fakes import FakeDriver, announce_of, ok_response, provision
 
 if TYPE_CHECKING:
@@ -170,7 +170,10 @@ def test_a_higher_epoch_announce_makes_the_consumer_remap(
     consumer._client.wait_for_announce(STREAM, min_epoch=2000)
     wait_connected(producer)
     producer.offer(np.zeros(3))  # a descriptor of the old epoch: dropped after the remap
-    assert consumer.poll(timeout=0.5) is None
+    deadline = time.monotonic() + 10.0
+    while consumer.drops["epoch"] == 0:  # until the descriptor arrived, however slowly
+        assert time.monotonic() < deadline, "the old-epoch descriptor never arrived"
+        assert consumer.poll(timeout=0.1) is None
     assert consumer.epoch == 2000
     assert consumer.drops["epoch"] == 1
 
@@ -207,3 +210,40 @@ def test_producer_refreshes_activity_and_detaches_on_close(
     granting.wait_for(lambda r: any(isinstance(m, ShmDetachRequest) for m in r))
     (detach,) = granting.of_type(ShmDetachRequest)
     assert detach.lease_id == producer.lease.lease_id
+
+
+def test_a_slot_being_rewritten_is_dropped_and_the_next_frame_read(
+    producer: Producer, consumer: Consumer
+) -> None:
+    wait_connected(producer)
+    producer.offer(np.arange(4, dtype=np.int32))      # seq 0
+    producer._ring.begin_write(0)                      # ...and its slot is in progress again
+    producer.offer(np.arange(4, 8, dtype=np.int32))   # seq 1
+    frame = consumer.poll(timeout=5.0)
+    assert frame is not None
+    assert (frame.seq, frame.copy().tolist()) == (1, [4, 5, 6, 7])
+    assert consumer.drops["not_committed"] == 1
+
+
+def test_a_frame_rewritten_while_its_header_is_copied_is_dropped_as_torn(
+    producer: Producer, consumer: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert consumer._mapping is not None
+    ring = consumer._mapping.ring
+    real = ring.load_seq_commit
+    loads: list[int] = []
+
+    def racing(index: int) -> int:
+        word = real(index)
+        loads.append(word)
+        # The second load of the first frame sees the producer starting seq + nslots there.
+        return seqlock.in_progress_word(ring.nslots) if len(loads) == 2 else word
+
+    monkeypatch.setattr(ring, "load_seq_commit", racing)
+    wait_connected(producer)
+    producer.offer(np.arange(4, dtype=np.int32))      # seq 0: torn
+    producer.offer(np.arange(4, 8, dtype=np.int32))   # seq 1: intact
+    frame = consumer.poll(timeout=5.0)
+    assert frame is not None
+    assert (frame.seq, frame.copy().tolist()) == (1, [4, 5, 6, 7])
+    assert consumer.drops["torn"] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,8 @@ import pytest
 
 import messages
 from actors.gateway import ControlGateway, GatewayError
+from actors.gateway_counters import Counters, RateLimitedLog
+from actors.gateway_outbox import PublicationQueue
 from messages import (
     ClockDomain,
     LeaseRevokeReason,
@@ -219,3 +222,46 @@ def test_loss_of_the_media_driver_is_reported_as_fatal(tmp_path: Path) -> None:
     finally:
         gw.close(flush_timeout=0.1)
         driver.close()
+
+
+class _SendsDuringOffer:
+    """A publication whose first offer lets "another thread" send, then close the gateway."""
+
+    def __init__(self, gw: ControlGateway, late: ShmDetachResponse) -> None:
+        self.gw, self.late = gw, late
+        self.offered: list[bytes] = []
+
+    def offer(self, data: bytes) -> object:
+        self.offered.append(bytes(data))
+        if len(self.offered) == 1:
+            return pyaeron.BACK_PRESSURED  # retried by the loop's drain, after routing
+        if len(self.offered) == 2:
+            self.gw.send(self.late)  # queued before close() is called ...
+            self.gw.close(flush_timeout=5.0)  # ... so close must flush it (thread not started)
+        return True
+
+
+class _IdleAeron:
+    is_closed = False
+
+
+class _IdleSubscription:
+    def poll(self, *_args: object) -> int:
+        return 0
+
+
+def test_close_flushes_a_message_sent_just_before_it() -> None:
+    """A send that lands between routing and the close check must still go out."""
+    gw = ControlGateway("/nonexistent", channels())
+    late = detach_ok(2)
+    publication = _SendsDuringOffer(gw, late)
+    queue = PublicationQueue(
+        "control",
+        publication,
+        deadline_ns=10**9,
+        counters=Counters(),
+        rate_log=RateLimitedLog(logging.getLogger("test")),
+    )
+    gw.send(detach_ok(1))
+    gw._loop(_IdleAeron(), _IdleSubscription(), queue, queue)  # the owner thread's loop
+    assert [messages.decode(d) for d in publication.offered] == [detach_ok(1), detach_ok(1), late]

@@ -117,6 +117,23 @@ def test_live_foreign_pid_protects_and_own_pid_does_not(base: Path) -> None:
     assert _remaining(sdir) == ["100", "105"]
 
 
+def test_a_symlinked_path_to_the_stream_still_reads_superblocks(
+    base: Path, tmp_path: Path
+) -> None:
+    """A base_dir given through a symlink (e.g. /dev/shm -> /run/shm) keeps the pid rule."""
+    sdir = base / "s"
+    _epoch(sdir, 100, pid=os.getppid(), activity=NOW - 10)
+    _epoch(sdir, 105, pid=os.getpid())
+    link = tmp_path / "link"
+    link.symlink_to(base)
+    removed = _collect(link / "s", base, keep=1, min_age_ns=1000)
+    assert removed == []
+    assert _remaining(sdir) == ["100", "105"]
+    assert _collect(link / "s", base, keep=1, min_age_ns=0, own_pid=os.getppid()) == [
+        sdir / "100"
+    ]
+
+
 def test_epochs_outside_the_allowed_base_are_left_alone(
     base: Path, tmp_path: Path, dead_pid: int
 ) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from shm import HeaderRing, PayloadPoolView, TensorDescriptor
+from shm import Frame, HeaderRing, PayloadPoolView, TensorDescriptor
 from shm.slot_layout import SLOT_DTYPE
 from shm.superblock import (
     MAGIC,
@@ -117,5 +118,23 @@ def test_numpy_slot_view_reads_the_spec_fields() -> None:
     assert list(slot["dims"][:2]) == [1, 3]
     assert list(slot["strides"][:2]) == [24, 8]
     del slot
+    ring.release()
+    pool.release()
+
+
+def test_an_oversized_payload_is_refused_before_the_slot_is_touched() -> None:
+    header = bytearray(64 + 8 * 256)
+    pool_buf = bytearray(64 + 8 * 64)
+    ring = HeaderRing(header, nslots=8)
+    pool = PayloadPoolView(pool_buf, pool_id=1, nslots=8, stride_bytes=64)
+    tensor = TensorDescriptor(dtype=1, major_order=1, dims=(3,))
+    ring.write_frame(5, pool, b"abc", tensor=tensor, timestamp_ns=1, meta_version=0)
+    with pytest.raises(ValueError, match="exceeds stride"):
+        ring.write_frame(13, pool, bytes(65), tensor=tensor, timestamp_ns=2, meta_version=0)
+    assert ring.load_seq_commit(5) == 11  # still frame 5, committed
+    frame = ring.read_frame(5, {1: pool})
+    assert isinstance(frame, Frame)
+    assert frame.payload == b"abc"
+    del frame
     ring.release()
     pool.release()

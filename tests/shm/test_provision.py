@@ -183,6 +183,28 @@ def test_hugetlbfs_base_rounds_sizes_and_marks_uris(
     assert (epoch.directory / "3.pool").stat().st_size == 2 << 16  # 64 + 8 * 8192 rounded up
 
 
+@pytest.mark.parametrize("prefault", [True, False])
+def test_hugetlbfs_regions_are_initialised_through_the_mapping(
+    request_for: RequestFor, monkeypatch: pytest.MonkeyPatch, prefault: bool
+) -> None:
+    """hugetlbfs files have no write(2) (EINVAL): the superblock must go through the mapping."""
+
+    def no_write(*_args: object) -> int:
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+    monkeypatch.setattr(provision_module, "is_hugetlbfs", lambda _path: True)
+    monkeypatch.setattr(provision_module, "huge_page_size", lambda: 1 << 16)
+    monkeypatch.setattr(os, "pwrite", no_write)
+    req = request_for(hugepages=True, prefault=prefault)
+    epoch = provision_epoch(req)
+    ring = _superblock(epoch.header_uri)
+    assert (ring.magic, ring.epoch, ring.region_type, ring.nslots, ring.slot_bytes) == (
+        MAGIC, req.epoch, RegionType.HEADER_RING, 8, 256
+    )
+    pool = _superblock(epoch.pools[1].uri)
+    assert (pool.magic, pool.pool_id, pool.stride_bytes) == (MAGIC, 2, 4096)
+
+
 def test_lack_of_space_runs_reclaim_once_then_retries(
     request_for: RequestFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -225,4 +247,13 @@ def test_next_epoch_is_above_previous_now_and_disk(base: Path) -> None:
     (sdir / "1000").mkdir()
     (sdir / ".build-1-2000-ab").mkdir()
     (sdir / "3000").write_text("not a directory")
+    assert next_epoch(sdir, 5, 100) == 1001
+
+
+def test_next_epoch_ignores_names_that_are_not_unpadded_uint64s(base: Path) -> None:
+    sdir = base / "s"
+    sdir.mkdir()
+    (sdir / "1000").mkdir()
+    (sdir / str(2**64)).mkdir()  # would make every later epoch overflow the uint64 field
+    (sdir / "0002000").mkdir()  # padded: not a name epoch_dir writes
     assert next_epoch(sdir, 5, 100) == 1001

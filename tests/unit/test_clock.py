@@ -34,6 +34,7 @@ class TestManualClock:
     def test_fires_due_callbacks_in_deadline_order_with_clock_at_each_deadline(self) -> None:
         clock = ManualClock()
         fired: list[tuple[str, int]] = []
+
         def record(name: str) -> None:
             fired.append((name, clock.now_ns()))
 
@@ -212,9 +213,7 @@ class TestMonotonicClock:
         assert done.wait(5.0)
         assert fired == [0, 1, 2, 3, 4]
 
-    def test_earlier_deadline_scheduled_later_wakes_the_thread(
-        self, mono: MonotonicClock
-    ) -> None:
+    def test_earlier_deadline_scheduled_later_wakes_the_thread(self, mono: MonotonicClock) -> None:
         done = threading.Event()
         far = mono.call_at(mono.now_ns() + 3_600 * 10**9, lambda: None)
         mono.call_at(mono.now_ns(), done.set)

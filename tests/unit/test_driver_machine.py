@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from actors.commands import (
+    ChildFailed,
+    ConsumerAttach,
     EndLease,
     EpochInfo,
     EpochProvisioned,
@@ -27,6 +30,7 @@ from actors.driver_effects import (
 )
 from actors.driver_machine import DriverStarted, new_driver_hsm
 from actors.driver_model import DriverModel
+from actors.supervision import CHILD_STREAM
 from actors.testing import small_config
 from messages.control import (
     LeaseRevokeReason,
@@ -42,7 +46,7 @@ from messages.control import (
     ShutdownReason,
 )
 from messages.events import LeaseCheckTimerFired, ShutdownTimerFired
-from messages.wire import ShmPoolAnnounce
+from messages.wire import Bool, ConsumerConfig, ConsumerHello, Mode, ShmPoolAnnounce
 from tests.unit.helpers import attach_request
 
 if TYPE_CHECKING:
@@ -223,6 +227,18 @@ def test_producer_attach_during_the_bump_is_answered_after_it(driver: Hsm[Driver
     assert isinstance(tell.command, ProducerAttach)
 
 
+def test_consumer_attach_during_the_bump_gets_the_new_epoch(driver: Hsm[DriverModel]) -> None:
+    lease_id = attach(driver)
+    driver.dispatch(detach_request(lease_id))
+    consumer = attach_request(correlation_id=11, client_id=8, role=Role.CONSUMER)
+    assert driver.dispatch(consumer) == []  # held: the stream is between epochs
+    driver.dispatch(LeaseEnded(lease_id=lease_id, reason=LeaseRevokeReason.DETACHED, now_ns=0))
+    new = EpochInfo(epoch=101, header_nslots=8, header_uri="h", pools=INFO.pools, hugepages=False)
+    effects = driver.dispatch(EpochProvisioned(stream_id=10000, info=new))
+    (tell,) = [e for e in effects if isinstance(e, TellStream)]
+    assert isinstance(tell.command, ConsumerAttach)  # asked of the stream after the bump
+
+
 @pytest.mark.parametrize(
     ("code", "text", "fields"),
     [
@@ -275,3 +291,110 @@ def test_shutdown_request_ignored_without_configured_token(tmp_path: Path) -> No
     request = ShmDriverShutdownRequest(correlation_id=1, reason=ShutdownReason.ADMIN, token="")
     assert hsm.dispatch(request) == []
     assert hsm.state == "Serving"
+
+
+def test_lease_end_cools_down_its_node_id_and_frees_consumer_streams(
+    driver: Hsm[DriverModel],
+) -> None:
+    """§3.3 cooldown and §12 release, through the driver's end of a consumer lease."""
+    model = driver.model
+    lease_id = attach(driver, role=Role.CONSUMER)
+    record = model.leases.get(lease_id)
+    assert record is not None
+    hello = ConsumerHello(
+        stream_id=10000,
+        consumer_id=7,
+        supports_shm=Bool.TRUE,
+        supports_progress=Bool.FALSE,
+        mode=Mode.STREAM,
+        max_rate_hz=0,
+        expected_layout_version=1,
+        descriptor_stream_id=1,
+        control_stream_id=1,
+        descriptor_channel="aeron:ipc",
+        control_channel="aeron:ipc",
+    )
+    driver.dispatch(hello)
+    assert model.consumer_streams.assigned(7) == (31000, 32000)
+    model.now_ns = 10
+    driver.dispatch(detach_request(lease_id, role=Role.CONSUMER))
+    assert model.consumer_streams.assigned(7) == (None, None)
+    assert not model.node_ids.is_available(record.node_id, 10)  # cooling down (1 s)
+    assert model.node_ids.is_available(record.node_id, 10 + 1_000_000_000)
+
+
+def test_hello_invalid_request_is_declined_and_non_consumers_are_ignored(
+    driver: Hsm[DriverModel],
+) -> None:
+    """§12 steps 4-5: no consumer lease -> nothing; invalid part -> all declined."""
+    attach(driver)  # client 7 holds a PRODUCER lease
+    invalid = ConsumerHello(
+        stream_id=10000,
+        consumer_id=7,
+        supports_shm=Bool.TRUE,
+        supports_progress=Bool.FALSE,
+        mode=Mode.STREAM,
+        max_rate_hz=0,
+        expected_layout_version=1,
+        descriptor_stream_id=0,  # channel without an id: invalid
+        control_stream_id=0,
+        descriptor_channel="aeron:ipc",
+        control_channel="",
+    )
+    assert sends(driver.dispatch(invalid)) == []
+    attach(driver, client_id=8, role=Role.CONSUMER)
+    (config,) = sends(driver.dispatch(replace(invalid, consumer_id=8)))
+    assert isinstance(config, ConsumerConfig)
+    assert (config.descriptor_stream_id, config.descriptor_channel) == (0, "")
+    assert (config.control_stream_id, config.control_channel) == (0, "")
+    assert driver.model.consumer_streams.assigned(8) == (None, None)
+
+
+def test_producer_attach_held_during_the_bump_is_refused_once_draining(
+    driver: Hsm[DriverModel],
+) -> None:
+    lease_id = attach(driver)
+    driver.dispatch(detach_request(lease_id))
+    assert driver.dispatch(attach_request(correlation_id=11, client_id=8)) == []  # held
+    driver.dispatch(
+        ShmDriverShutdownRequest(correlation_id=1, reason=ShutdownReason.ADMIN, token="s3cret")
+    )
+    driver.dispatch(LeaseEnded(lease_id=lease_id, reason=LeaseRevokeReason.DETACHED, now_ns=0))
+    new = EpochInfo(epoch=101, header_nslots=8, header_uri="h", pools=INFO.pools, hugepages=False)
+    effects = driver.dispatch(EpochProvisioned(stream_id=10000, info=new))
+    announce, detached, refused = sends(effects)
+    assert isinstance(announce, ShmPoolAnnounce)
+    assert detached == ShmDetachResponse(correlation_id=9, code=ResponseCode.OK)
+    assert isinstance(refused, ShmAttachResponse)
+    assert (refused.correlation_id, refused.code, refused.error_message) == (
+        11,
+        ResponseCode.REJECTED,
+        "driver draining",
+    )
+    assert not [e for e in effects if isinstance(e, TellStream)]
+
+
+def test_reply_of_a_failed_stream_actor_is_ignored(driver: Hsm[DriverModel]) -> None:
+    """A StreamReady that the failed actor sent for an attach already answered is stale."""
+    (tell,) = driver.dispatch(attach_request(correlation_id=5))
+    assert isinstance(tell, TellStream)
+    pending = tell.command.attach  # type: ignore[union-attr]
+    effects = driver.dispatch(
+        ChildFailed(kind=CHILD_STREAM, key=10000, urn="urn:old", detail="RuntimeError()")
+    )
+    (failed,) = sends(effects)
+    assert (failed.correlation_id, failed.code) == (5, ResponseCode.INTERNAL_ERROR)
+    assert any(isinstance(e, SpawnStream) for e in effects)
+    stale = StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=True)
+    assert driver.dispatch(stale) == []
+    assert driver.model.leases.get(pending.lease_id) is None
+    assert driver.model.node_ids.active == frozenset()
+
+
+def test_draining_without_provisioned_streams_announces_nothing(driver: Hsm[DriverModel]) -> None:
+    """A-8: the draining announce covers provisioned streams only (never epoch 0)."""
+    effects = driver.dispatch(
+        ShmDriverShutdownRequest(correlation_id=1, reason=ShutdownReason.ADMIN, token="s3cret")
+    )
+    assert sends(effects) == []
+    assert driver.path == ("Driver", "Running", "Draining")

@@ -46,8 +46,22 @@ def test_sweep_returns_soonest_first_and_leaves_the_rest() -> None:
     table = LeaseTable()
     for i, expiry in enumerate((30, 10, 20, 40), start=1):
         table.add(record(i, 100 + i, expiry))
-    assert [r.lease_id for r in table.expired(35)] == [2, 3, 1]
+    due = table.expired(35)
+    assert [r.lease_id for r in due] == [2, 3, 1]
+    for r in due:
+        table.remove(r.lease_id)
     assert [r.lease_id for r in table.expired(41)] == [4]
+
+
+def test_a_due_lease_the_caller_did_not_remove_is_due_again() -> None:
+    table = LeaseTable()
+    table.add(record(1, 101, 10))
+    table.add(record(2, 102, 20))
+    assert [r.lease_id for r in table.expired(25)] == [1, 2]
+    table.remove(2)  # the caller ended lease 2 but failed on lease 1
+    assert [r.lease_id for r in table.expired(26)] == [1]
+    table.remove(1)
+    assert table.expired(27) == []
 
 
 def test_indexes() -> None:

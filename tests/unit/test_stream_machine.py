@@ -43,7 +43,6 @@ def attach(lease_id: int, role: Role) -> PendingAttach:
         client_id=lease_id,
         role=role,
         stream_id=5,
-        created_stream=False,
     )
 
 
