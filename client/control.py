@@ -315,6 +315,20 @@ class DriverClient:
             self.stats.keepalives_sent += 1
         return len(leases)
 
+    def _on_attach_response(self, msg: ShmAttachResponse) -> None:
+        """Record a grant in wire order against shutdown notices, then wake our waiter.
+
+        The grant is recorded before the waiter wakes, so a lease is valid from the moment
+        ``attach`` returns it; a response to someone else's request is forgotten again.
+        """
+        lease_id = msg.lease_id
+        if msg.code != ResponseCode.OK or lease_id is None:
+            self._attaches.resolve(msg.correlation_id, msg)
+            return
+        added = self.notices.record_grant(lease_id)
+        if not self._attaches.resolve(msg.correlation_id, msg) and added:
+            self.notices.forget_grant(lease_id)
+
     def _on_fragment(self, data: bytes) -> None:
         """On the Aeron thread: decode and route one control/announce fragment."""
         try:
@@ -328,7 +342,7 @@ class DriverClient:
             return
         match msg:
             case ShmAttachResponse():
-                self._attaches.resolve(msg.correlation_id, msg)
+                self._on_attach_response(msg)
             case ShmDetachResponse():
                 self._detaches.resolve(msg.correlation_id, msg)
             case ShmLeaseRevoked():

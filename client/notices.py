@@ -51,6 +51,8 @@ class NoticeBoard:
         self._freshness_ns = freshness_ns
         self._revokes: dict[LeaseKey, ShmLeaseRevoked] = {}
         self._shutdown: ShmDriverShutdown | None = None
+        self._granted: set[int] = set()
+        """Lease ids granted since the last ShmDriverShutdown (recorded in wire order)."""
         self._announces: dict[int, ShmPoolAnnounce] = {}
         self._configs: list[ConsumerConfig] = []
         self.revokes_seen = 0
@@ -68,11 +70,29 @@ class NoticeBoard:
             self._revokes.setdefault(key, msg)
             self._cond.notify_all()
 
+    def record_grant(self, lease_id: int) -> bool:
+        """An OK attach response: ``lease_id`` is valid until revoked or until a driver
+        shutdown that arrives after it. True when the id was not already recorded."""
+        with self._cond:
+            new = lease_id not in self._granted
+            self._granted.add(lease_id)
+            return new
+
+    def forget_grant(self, lease_id: int) -> None:
+        """Undo ``record_grant`` for a response that answered another client's request."""
+        with self._cond:
+            self._granted.discard(lease_id)
+
     def record_shutdown(self, msg: ShmDriverShutdown) -> None:
-        """Remember the first ShmDriverShutdown: every lease of this driver is now invalid."""
+        """Remember the first ShmDriverShutdown; every lease granted before it is now invalid.
+
+        Leases granted afterwards (by a restarted driver) are valid: a client re-attaches with
+        the same DriverClient after a restart (driver-behaviour.md §11).
+        """
         with self._cond:
             if self._shutdown is None:
                 self._shutdown = msg
+            self._granted.clear()
             self._cond.notify_all()
 
     def record_config(self, msg: ConsumerConfig) -> None:
@@ -122,9 +142,9 @@ class NoticeBoard:
             return self._revokes.get(key_of(lease))
 
     def lease_valid(self, lease: Lease) -> bool:
-        """False after a matching revoke or any driver shutdown."""
+        """False after a matching revoke or a driver shutdown that followed the grant."""
         with self._cond:
-            return self._shutdown is None and key_of(lease) not in self._revokes
+            return lease.lease_id in self._granted and key_of(lease) not in self._revokes
 
     def latest_announce(self, stream_id: int) -> ShmPoolAnnounce | None:
         """The accepted announce with the highest epoch for ``stream_id``."""

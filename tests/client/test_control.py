@@ -260,6 +260,20 @@ class TestNotices:
         assert client.wait_for_shutdown().error_message == "bye"
         assert not client.lease_valid(lease)
 
+    def test_a_lease_granted_after_a_shutdown_is_valid(
+        self, fake_driver: FakeDriver, make_client: Callable[..., DriverClient]
+    ) -> None:
+        grant_all(fake_driver)
+        client = make_client()
+        before = client.attach(10000, Role.CONSUMER)
+        fake_driver.send(ShmDriverShutdown(timestamp_ns=time.monotonic_ns(),
+                                           reason=ShutdownReason.NORMAL, error_message=""))
+        client.wait_for_shutdown()
+        after = client.attach(10000, Role.CONSUMER)  # re-attach to the restarted driver
+        assert after.lease_id != before.lease_id
+        assert client.lease_valid(after)
+        assert not client.lease_valid(before)
+
     def test_announces_keep_the_highest_fresh_epoch(
         self, fake_driver: FakeDriver, make_client: Callable[..., DriverClient]
     ) -> None:
