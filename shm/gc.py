@@ -114,7 +114,9 @@ def _eligible(
     own_pid: int,
 ) -> bool:
     superblock = _read_header_superblock(sfd, name)
-    if superblock is not None and superblock.activity_timestamp_ns != 0:
+    # A timestamp ahead of our monotonic clock was written before this boot (a persistent
+    # base dir): it says nothing about age, and trusting it would keep the epoch forever.
+    if superblock is not None and 0 < superblock.activity_timestamp_ns <= now_monotonic_ns:
         age = now_monotonic_ns - superblock.activity_timestamp_ns
     else:
         try:

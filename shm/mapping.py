@@ -157,6 +157,8 @@ def open_region(
         _check_file(st, canonical_st, canonical, parsed.require_hugepages, expected)
         mapping = mmap.mmap(fd, st.st_size, mmap.MAP_SHARED,
                             mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0))
+    except OSError as exc:
+        raise RegionValidationError("map", f"{path}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
     try:

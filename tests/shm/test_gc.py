@@ -108,6 +108,18 @@ def test_without_a_superblock_age_comes_from_the_directory_mtime(base: Path) -> 
     assert _remaining(sdir) == ["100", "105"]
 
 
+def test_an_activity_stamp_from_before_this_boot_falls_back_to_the_mtime(
+    base: Path, dead_pid: int
+) -> None:
+    """After a reboot the monotonic clock restarts below old superblocks' stamps."""
+    sdir = base / "s"
+    old = _epoch(sdir, 100, pid=dead_pid, activity=NOW + 10**15)
+    _epoch(sdir, 105, pid=dead_pid)
+    os.utime(old, ns=(NOW - 5000, NOW - 5000))
+    _collect(sdir, base, keep=1, min_age_ns=1000, now_realtime_ns=NOW)
+    assert _remaining(sdir) == ["105"]
+
+
 def test_live_foreign_pid_protects_and_own_pid_does_not(base: Path) -> None:
     sdir = base / "s"
     _epoch(sdir, 100, pid=os.getppid())

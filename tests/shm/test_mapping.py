@@ -212,6 +212,16 @@ def test_wrong_owner(epoch: ProvisionedEpoch, base: Path) -> None:
     ).close()
 
 
+def test_a_failing_mmap_is_a_validation_error(
+    epoch: ProvisionedEpoch, base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr("shm.mapping.mmap.mmap", refuse)
+    assert _rejected(epoch.header_uri, _ring_expected(epoch), base) == "map"
+
+
 def test_world_writable_file(epoch: ProvisionedEpoch, base: Path) -> None:
     _ring_path(epoch).chmod(0o666)
     assert _rejected(epoch.header_uri, _ring_expected(epoch), base) == "permissions"
