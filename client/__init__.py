@@ -7,7 +7,7 @@ stream read-only and returns zero-copy frames. Nothing here imports the driver's
 
 from client.aeron_thread import AeronThread, PublicationHandle, SubscriptionHandle
 from client.consumer import Consumer, Frame
-from client.control import ClientStats, DriverClient
+from client.control import ClientStats, DriverClient, default_aeron_dir
 from client.errors import (
     AttachRejected,
     ClientClosed,
@@ -39,4 +39,5 @@ __all__ = [
     "PublicationHandle",
     "RequestTimeout",
     "SubscriptionHandle",
+    "default_aeron_dir",
 ]

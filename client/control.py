@@ -9,12 +9,15 @@ recorded in a ``NoticeBoard``; held leases are kept alive from the Aeron thread.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Self
+
+import pyaeron
 
 import messages
 from client.aeron_thread import AeronThread, PublicationHandle, SubscriptionHandle
@@ -53,6 +56,12 @@ DEFAULT_CHANNEL: Final = "aeron:ipc?term-length=4m"
 CLIENT_ID_TAKEN: Final = "client_id already attached"
 MAX_CLIENT_ID_RETRIES: Final = 8
 MAX_U32: Final = 0xFFFFFFFF
+
+
+def default_aeron_dir() -> str:
+    """``$AERON_DIR``, else Aeron's default directory: where a driver started with built-in
+    settings (``python launcher.py``) runs its media driver, so clients find it unconfigured."""
+    return os.environ.get("AERON_DIR") or pyaeron.default_path()
 
 
 def random_client_id() -> int:

@@ -10,21 +10,18 @@ The Aeron directory defaults to ``$AERON_DIR``, else Aeron's default directory: 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import pyaeron
 
-from client import DriverClient, Producer
+from client import DriverClient, Producer, default_aeron_dir
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_dir = os.environ.get("AERON_DIR") or pyaeron.default_path()
-    parser.add_argument("--aeron-dir", default=default_dir)
+    parser.add_argument("--aeron-dir", default=default_aeron_dir())
     parser.add_argument("--stream-id", type=int, default=10000)
     parser.add_argument(
         "--shm-base-dir",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+import pyaeron
 import pytest
 
-from client import AttachRejected, DetachRejected, DriverClient, RequestTimeout
+from client import AttachRejected, DetachRejected, DriverClient, RequestTimeout, default_aeron_dir
 from messages import (
     ClockDomain,
     LeaseRevokeReason,
@@ -337,3 +338,12 @@ def test_close_leaves_no_thread_behind(fake_driver: FakeDriver, aeron_dir: str) 
         client.attach(10000, Role.CONSUMER)
         client.close()
         client.close()
+
+
+def test_default_aeron_dir_is_the_environment_else_aerons_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AERON_DIR", "/tmp/somewhere-else")
+    assert default_aeron_dir() == "/tmp/somewhere-else"
+    monkeypatch.delenv("AERON_DIR")
+    assert default_aeron_dir() == pyaeron.default_path()
