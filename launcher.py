@@ -181,7 +181,9 @@ def run_driver(
     run = _DriverRun(config, stop_event)
     run.signals.install()
     try:
-        lock = InstanceLock(run.ns_dir, directory_mode(config.shm.permissions_mode))
+        lock = InstanceLock(
+            run.ns_dir, directory_mode(config.shm.permissions_mode), owned_below=run.base_dir
+        )
         try:
             lock.acquire()
         except InstanceLockError as exc:
@@ -214,7 +216,10 @@ class _DriverRun:
         self.stop_event = stop_event
         self.signals = _Signals()
         self.lost = threading.Event()
-        self.ns_dir = namespace_dir(config.shm.base_dir, config.shm.namespace)
+        # Canonical, as provisioning uses it: the lock's no-follow walk refuses symlinks, and
+        # a base dir may legitimately be one (e.g. /dev/shm -> /run/shm).
+        self.base_dir = Path(os.path.realpath(config.shm.base_dir))
+        self.ns_dir = namespace_dir(self.base_dir, config.shm.namespace)
 
     def with_media(self, media: MediaDriverHandle) -> int:
         from actors.gateway import ControlGateway, GatewayChannels, GatewayError  # noqa: PLC0415

@@ -40,8 +40,11 @@ def directory_mode(file_mode: int) -> int:
 class InstanceLock:
     """Held from ``acquire`` to ``release``; a context manager as well."""
 
-    def __init__(self, directory: Path, dir_mode: int = 0o770) -> None:
+    def __init__(
+        self, directory: Path, dir_mode: int = 0o770, *, owned_below: Path | None = None
+    ) -> None:
         self.directory = directory
+        self._owned_below = owned_below
         self.path = directory / LOCK_NAME
         self._dir_mode = dir_mode
         self._fd: int | None = None
@@ -49,7 +52,9 @@ class InstanceLock:
     def acquire(self) -> None:
         """Create the namespace directory if needed and take the lock, or raise."""
         try:
-            os.close(make_dirs_nofollow(self.directory, self._dir_mode))
+            os.close(
+                make_dirs_nofollow(self.directory, self._dir_mode, owned_below=self._owned_below)
+            )
         except OSError as exc:
             raise InstanceLockError(f"cannot create {self.directory}: {exc.strerror}") from exc
         except ShmError as exc:

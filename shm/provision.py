@@ -133,7 +133,7 @@ def provision_epoch(
         raise HugepagesUnavailable("hugepages not available: unknown huge page size")
     for attempt in range(2):
         try:
-            return _build(req, directory, page)
+            return _build(req, base, directory, page)
         except _OutOfSpaceError as exc:
             if attempt == 0 and reclaim_space is not None:
                 reclaim_space()
@@ -178,11 +178,11 @@ def _regions(req: ProvisionRequest, page: int) -> list[tuple[str, int, bytes]]:
     return [(name, round_up(size, page), sb) for name, size, sb in regions]
 
 
-def _build(req: ProvisionRequest, directory: Path, page: int) -> ProvisionedEpoch:
+def _build(req: ProvisionRequest, base: Path, directory: Path, page: int) -> ProvisionedEpoch:
     regions = _regions(req, page)
     dir_mode = req.permissions_mode | 0o110
     try:
-        sfd = make_dirs_nofollow(directory, dir_mode)
+        sfd = make_dirs_nofollow(directory, dir_mode, owned_below=base)
     except OSError as exc:
         raise _as_error(exc, f"cannot create {directory}") from exc
     try:

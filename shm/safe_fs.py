@@ -76,15 +76,20 @@ def open_file_nofollow(path: Path, flags: int) -> int:
         os.close(parent)
 
 
-def make_dirs_nofollow(path: Path, mode: int) -> int:
+def make_dirs_nofollow(path: Path, mode: int, *, owned_below: Path | None = None) -> int:
     """Open ``path``, creating missing directories with exactly ``mode`` (explicit fchmod).
 
     Returns a descriptor of the last directory. Existing components are kept as they are;
-    a symlink or non-directory anywhere is a PathError.
+    a symlink or non-directory anywhere is a PathError. Every directory strictly below
+    ``owned_below`` (a prefix of ``path``) must belong to our effective uid and must not be
+    world-writable unless ``mode`` is: in a shared, sticky parent such as /dev/shm another
+    user could otherwise pre-create ``tensorpool-<us>`` and tamper with what we put there.
     """
+    parts = split_components(path)
+    trusted = len(parts) if owned_below is None else len(split_components(owned_below))
     fd = os.open("/", _DIR_FLAGS)
     try:
-        for part in split_components(path):
+        for index, part in enumerate(parts):
             try:
                 os.mkdir(part, mode, dir_fd=fd)
             except FileExistsError:
@@ -92,10 +97,25 @@ def make_dirs_nofollow(path: Path, mode: int) -> int:
             else:
                 fd = _step(fd, part, path)
                 os.fchmod(fd, mode)
+            if index >= trusted:
+                _require_ours(fd, part, path, mode)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _require_ours(fd: int, part: str, path: Path, mode: int) -> None:
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid():
+        raise PathError(
+            f"directory {part!r} of {str(path)!r} belongs to uid {st.st_uid}, not to us "
+            f"(uid {os.geteuid()}): refusing to use it"
+        )
+    if st.st_mode & 0o002 and not mode & 0o002:
+        raise PathError(
+            f"directory {part!r} of {str(path)!r} is world-writable: refusing to use it"
+        )
 
 
 def _step(parent_fd: int, part: str, path: Path) -> int:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from messages import ResponseCode, Role
+from shm.paths import user_dir_name
 
 from .conftest import REPO, child_env, write_config
 
@@ -86,3 +87,30 @@ def test_second_driver_on_the_same_namespace_refuses_to_start(
     client = client_of(first)  # the first one still answers
     _, resp = client.attach(client_id=41, role=Role.CONSUMER)
     assert resp.code == ResponseCode.OK
+
+
+def test_a_planted_world_writable_user_dir_stops_the_start(
+    driver_factory: DriverFactory,
+) -> None:
+    drv = driver_factory()
+    user_dir = drv.base_dir / user_dir_name()
+    user_dir.mkdir(parents=True)
+    user_dir.chmod(0o777)  # another user could have made it so in a shared /dev/shm
+    drv.start(wait_ready=False)
+    assert drv.wait_exit() == 1
+    assert any("world-writable" in line for line in drv.lines), drv.lines
+    assert list(user_dir.iterdir()) == []
+
+
+def test_a_base_dir_reached_through_a_symlink_works(
+    driver_factory: DriverFactory, client_of: Callable[[DriverProc], RawClient]
+) -> None:
+    drv = driver_factory()
+    real = drv.root / "real-shm"
+    real.mkdir()
+    drv.base_dir.symlink_to(real)  # like /dev/shm -> /run/shm on some hosts
+    drv.start()
+    client = client_of(drv)
+    _, resp = client.attach(client_id=42, role=Role.CONSUMER)
+    assert resp.code == ResponseCode.OK
+    assert resp.header_region_uri.startswith(f"shm:file?path={real}/")

@@ -138,6 +138,31 @@ def test_symlinked_component_below_the_base_is_refused(
     assert not any(elsewhere.iterdir())
 
 
+def test_a_user_dir_made_world_writable_by_someone_is_refused(
+    request_for: RequestFor, base: Path
+) -> None:
+    user_dir = stream_dir(base, "default", 1).parent.parent
+    user_dir.mkdir()
+    user_dir.chmod(0o777)  # e.g. planted in a shared /dev/shm before the driver's first start
+    with pytest.raises(PathError, match="world-writable"):
+        provision_epoch(request_for())
+    assert not any(user_dir.iterdir())
+
+
+def test_a_world_writable_mode_that_is_configured_is_honoured(request_for: RequestFor) -> None:
+    provision_epoch(request_for(permissions_mode=0o666))  # dirs 0776, as the operator asked
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory to another uid")
+def test_a_user_dir_owned_by_another_uid_is_refused(request_for: RequestFor, base: Path) -> None:
+    user_dir = stream_dir(base, "default", 1).parent.parent
+    user_dir.mkdir(mode=0o770)
+    os.chown(user_dir, 54321, 54321)
+    with pytest.raises(PathError, match="belongs to uid 54321"):
+        provision_epoch(request_for())
+    assert not any(user_dir.iterdir())
+
+
 def test_bad_namespace_is_a_path_error(request_for: RequestFor) -> None:
     with pytest.raises(PathError, match="namespace"):
         provision_epoch(request_for(namespace="../x"))
