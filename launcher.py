@@ -44,6 +44,7 @@ commands:
   run      (default) run the driver in the foreground
   status   ask a running driver what it holds (tensorpool-driver status --help)
   events   follow a running driver's lifecycle events (tensorpool-driver events --help)
+  keygen   make a CURVE key pair for the TCP status endpoint (tensorpool-driver keygen --help)
 """
 
 _EPILOG = """\
@@ -115,10 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the process exit code."""
     args_in = list(sys.argv[1:] if argv is None else argv)
-    if args_in and args_in[0] in {"status", "events"}:
+    if args_in and args_in[0] in {"status", "events", "keygen"}:
         from client import admin_cli  # noqa: PLC0415 - only these subcommands need zmq clients
 
-        command = admin_cli.status_main if args_in[0] == "status" else admin_cli.events_main
+        command = {
+            "status": admin_cli.status_main,
+            "events": admin_cli.events_main,
+            "keygen": admin_cli.keygen_main,
+        }[args_in[0]]
         return command(args_in[1:])
     args = build_parser().parse_args(args_in)
     logging.basicConfig(

@@ -37,8 +37,11 @@ from actors.admin_rundir import (
 from actors.admin_status import event_json, status_json
 from client.admin_protocol import (
     CMD_PING,
+    CMD_PROBE,
     CMD_STATUS,
+    MAX_PROBE_TOKEN_CHARS,
     MAX_REQUEST_BYTES,
+    PROBE_EVENT_KIND,
     events_socket_path,
     ipc_endpoint,
     status_socket_path,
@@ -331,10 +334,15 @@ class AdminPlane:
                     "pid": os.getpid(),
                 },
             )
-            return
-        if cmd != CMD_STATUS:
+        elif cmd == CMD_PROBE:
+            self._probe(sock, envelope, request.get("token"))
+        elif cmd == CMD_STATUS:
+            self._ask_status(sock, envelope, pending)
+        else:
             self._reply_error(sock, envelope, f"unknown cmd {cmd!r}", malformed=True)
-            return
+
+    def _ask_status(self, sock: Socket, envelope: list[bytes], pending: list[_Pending]) -> None:
+        """Ask the driver without blocking; the loop answers once the future resolves."""
         driver = self._driver
         if driver is None:
             self._reply_error(sock, envelope, "driver not started yet")
@@ -349,6 +357,24 @@ class AdminPlane:
             return
         deadline = time.monotonic() + self._status_timeout_s
         pending.append(_Pending(sock, envelope, future, deadline))
+
+    def _probe(self, sock: Socket, envelope: list[bytes], token: object) -> None:
+        """Answer, then publish an ``admin.probe`` event with the token (after earlier events).
+
+        A subscriber that sees its own token has joined: the ``events`` CLI probes until then,
+        so it never misses an event emitted after it says "following".
+        """
+        if not isinstance(token, str) or not 0 < len(token) <= MAX_PROBE_TOKEN_CHARS:
+            self._reply_error(
+                sock,
+                envelope,
+                f'probe needs a "token" string of 1 to {MAX_PROBE_TOKEN_CHARS} characters',
+                malformed=True,
+            )
+            return
+        self.counters.add("admin.probes")
+        self.events.emit(DriverEvent(PROBE_EVENT_KIND, time.monotonic_ns(), {"token": token}))
+        self._reply(sock, envelope, {"ok": True, "probe": token})
 
     def _try_answer(self, p: _Pending) -> bool:
         """True once ``p`` got its reply (resolved, failed, or timed out)."""

@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import socket
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ import zmq
 from actors.admin import start_admin
 from client.admin_cli import _follow, events_main, status_main
 from client.admin_format import format_event
+from client.admin_protocol import PROBE_EVENT_KIND
 from config import DEFAULT_CONFIG_TOML
 from messages.events import DriverEvent
 from tests.admin.helpers import zmq_context
@@ -36,6 +38,26 @@ def config_file(run_dir: Path, tmp_path: Path) -> Path:
     path = tmp_path / "driver.toml"
     path.write_text(text)
     return path
+
+
+class _StderrWatch(io.StringIO):
+    """Stands in for sys.stderr; ``following`` is set once the CLI says it is following."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.following = threading.Event()
+
+    def write(self, text: str, /) -> int:
+        written = super().write(text)
+        if ": following " in self.getvalue():
+            self.following.set()
+        return written
+
+
+def _watch_stderr(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    watch = _StderrWatch()
+    monkeypatch.setattr(sys, "stderr", watch)
+    return watch.following
 
 
 class TestStatusCommand:
@@ -115,7 +137,15 @@ class TestEventsCommand:
         assert events_main(["--config", str(config_file), "--timeout", "0.3"]) == 1
         assert "no driver answering" in capsys.readouterr().err
 
-    def test_follows_events_until_count(self, plane: AdminPlane, config_file: Path) -> None:
+    @pytest.mark.parametrize("attempt", range(5))
+    def test_an_event_emitted_right_after_following_is_shown(
+        self,
+        plane: AdminPlane,
+        config_file: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        attempt: int,
+    ) -> None:
+        following = _watch_stderr(monkeypatch)
         out = io.StringIO()
         result: list[int] = []
         follower = threading.Thread(
@@ -128,20 +158,57 @@ class TestEventsCommand:
         )
         follower.start()
         try:
-            # The follower has joined once it prints a probe; keep probing until it does.
-            for i in range(500):
-                plane.events.emit(DriverEvent("probe", i))
-                if out.getvalue() or not follower.is_alive():
-                    break
-                follower.join(0.01)
-            plane.events.emit(DriverEvent("attach", 1, {"lease_id": 9}))
+            assert following.wait(15), "events never said it was following"
+            plane.events.emit(DriverEvent("attach", 1, {"lease_id": 9, "attempt": attempt}))
+            plane.events.emit(DriverEvent("detach", 2, {"lease_id": 9}))
         finally:
             follower.join(15)
         assert result == [0]
         events = [json.loads(line) for line in out.getvalue().splitlines()]
-        assert len(events) == 2
-        assert events[0]["kind"] == "probe"
-        assert events[1]["kind"] in {"probe", "attach"}
+        assert [event["kind"] for event in events] == ["attach", "detach"]  # no admin.probe
+        assert events[0]["fields"] == {"lease_id": 9, "attempt": attempt}
+
+    def test_human_output_right_after_following(
+        self, plane: AdminPlane, config_file: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        following = _watch_stderr(monkeypatch)
+        out = io.StringIO()
+        result: list[int] = []
+        args = ["--config", str(config_file), "--count", "1", "--timeout", "10"]
+        follower = threading.Thread(target=lambda: result.append(events_main(args, out=out)))
+        follower.start()
+        try:
+            assert following.wait(15), "events never said it was following"
+            plane.events.emit(DriverEvent("revoke", 1, {"lease_id": 4, "reason": "EXPIRED"}))
+        finally:
+            follower.join(15)
+        assert result == [0]
+        assert out.getvalue().split(" ", 1)[1] == "revoke lease_id=4 reason=EXPIRED\n"
+
+    def test_a_wrong_events_endpoint_is_exit_1_not_a_silent_follow(
+        self, plane: AdminPlane, run_dir: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        args = [
+            "--endpoint",
+            plane.endpoints[0],
+            "--events-endpoint",
+            f"ipc://{run_dir}/nobody.sock",
+            "--timeout",
+            "0.3",
+        ]
+        assert events_main(args) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert "nothing arrived on" in err
+        assert "following" not in err
+
+    def test_endpoint_without_events_endpoint_is_exit_2(
+        self, plane: AdminPlane, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert events_main(["--endpoint", plane.endpoints[0]]) == 2
+        assert capsys.readouterr().err == (
+            "tensorpool events: --endpoint needs --events-endpoint\n"
+        )
 
     def test_count_not_reached_within_timeout_is_exit_1(
         self, plane: AdminPlane, config_file: Path, capsys: pytest.CaptureFixture[str]
@@ -186,3 +253,25 @@ def test_an_event_that_is_json_but_not_an_object_is_shown_as_unreadable() -> Non
         sender.close(linger=0)
         receiver.close(linger=0)
     assert out.getvalue().splitlines() == ["(unreadable event: b'[1, 2]')", "--:--:--.--- attach"]
+
+
+def test_events_received_while_joining_are_shown_first_and_probes_never() -> None:
+    context = zmq_context()
+    sender, receiver = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+    probe = {"kind": PROBE_EVENT_KIND, "fields": {"token": "someone-elses"}}
+    try:
+        receiver.bind("inproc://admin-cli-early")
+        sender.connect("inproc://admin-cli-early")
+        sender.send(json.dumps(probe).encode())
+        sender.send(b'{"kind": "detach", "fields": {"lease_id": 3}}')
+        out = io.StringIO()
+        args = argparse.Namespace(count=2, timeout=5.0, json=False)
+        early = [b'{"kind": "attach", "fields": {"lease_id": 3}}']
+        assert _follow(receiver, args, out, "tensorpool events", early) == 0
+    finally:
+        sender.close(linger=0)
+        receiver.close(linger=0)
+    assert out.getvalue().splitlines() == [
+        "--:--:--.--- attach lease_id=3",
+        "--:--:--.--- detach lease_id=3",
+    ]

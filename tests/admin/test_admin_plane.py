@@ -125,6 +125,10 @@ MALFORMED = [
     (b'{"cmd": "reboot"}', "unknown cmd 'reboot'"),
     (b'{"cmd": "status", "pad": "' + b"x" * 70_000 + b'"}', "exceeds 65536 bytes"),
     (b"\xff\xfe", "request is not JSON"),
+    (b'{"cmd": "probe"}', 'probe needs a "token" string of 1 to 64 characters'),
+    (b'{"cmd": "probe", "token": 7}', 'probe needs a "token"'),
+    (b'{"cmd": "probe", "token": ""}', 'probe needs a "token"'),
+    (b'{"cmd": "probe", "token": "' + b"x" * 65 + b'"}', 'probe needs a "token"'),
 ]
 
 
@@ -184,6 +188,34 @@ def _subscribe(plane: AdminPlane) -> zmq.Socket[bytes]:
             return sub
     sub.close()
     pytest.fail("the subscription never joined")
+
+
+class TestProbe:
+    def test_a_probe_is_answered_and_its_event_follows_earlier_events(
+        self, plane: AdminPlane
+    ) -> None:
+        sub = _subscribe(plane)
+        try:
+            plane.events.emit(DriverEvent("attach", 1, {"lease_id": 7}))
+            reply = request(plane.endpoints[0], b'{"cmd": "probe", "token": "t-1"}')
+            assert reply == {"ok": True, "probe": "t-1"}
+            assert sub.poll(3000)
+            first = json.loads(sub.recv())
+            assert sub.poll(3000)
+            second = json.loads(sub.recv())
+        finally:
+            sub.close()
+        assert first["kind"] == "attach"
+        assert second["kind"] == "admin.probe"
+        assert second["fields"] == {"token": "t-1"}
+
+    def test_probes_are_counted_and_not_malformed(self, plane: AdminPlane) -> None:
+        for token in ("a", "x" * 64):
+            payload = json.dumps({"cmd": "probe", "token": token}).encode()
+            assert request(plane.endpoints[0], payload)["ok"] is True
+        counters = json_counters(_status(plane)["counters"])
+        assert counters["admin.probes"] == 2
+        assert "admin.malformed_requests" not in counters
 
 
 class TestEvents:

@@ -114,3 +114,11 @@ def test_a_base_dir_reached_through_a_symlink_works(
     _, resp = client.attach(client_id=42, role=Role.CONSUMER)
     assert resp.code == ResponseCode.OK
     assert resp.header_region_uri.startswith(f"shm:file?path={real}/")
+
+
+def test_keygen_prints_a_curve_key_pair() -> None:
+    result = run_launcher("keygen")
+    assert result.returncode == 0, result.stderr
+    keys = dict(line.split(" = ") for line in result.stdout.splitlines())
+    assert sorted(keys) == ["public_key", "secret_key"]
+    assert all(len(value.strip('"')) == 40 for value in keys.values())
