@@ -53,6 +53,17 @@ def attach_context(m: DriverModel) -> AttachContext:
 
 
 def on_attach(m: DriverModel, req: ShmAttachRequest) -> Outcome:
+    if not m.draining:
+        ending = m.ending_clients.get(req.client_id)
+        if ending is None and req.desired_node_id is not None:
+            ending = m.ending_nodes.get(req.desired_node_id)
+        if ending is not None:
+            # A lease that ended but whose revoke is not out yet holds this client id (or the
+            # node id asked for): answered now, the response could precede that revoke (two
+            # leases of one client on the wire) or, refused, follow it. A single-threaded
+            # driver would have sent the revoke first; so answer after it.
+            m.hold_for(ending, req)
+            return HANDLED
     entry = m.streams.get(req.stream_id)
     if not m.draining and entry is not None and entry.settling:
         # The previous producer's epoch bump is in flight: answer once it is done, as a
@@ -120,6 +131,14 @@ def on_stream_ready(m: DriverModel, ev: StreamReady) -> Outcome:
     attach = ev.attach
     if attach.lease_id not in m.pending:
         return HANDLED  # answered already (its stream failed and was restarted)
+    settling = m.streams.get(attach.stream_id)
+    if settling is not None and settling.settling and attach.role == Role.CONSUMER:
+        # The producer ended after this consumer was asked for: granted now, it would get the
+        # epoch about to be retired, announced with no producer while the producer's revoke
+        # may not be out yet. Ask the stream again once the new epoch is provisioned (the
+        # attach keeps its reservations meanwhile).
+        settling.deferred.append(attach)
+        return HANDLED
     entry = _release_pending(m, attach)
     assert entry is not None  # a stream with pending attaches is never forgotten
     info = ev.info

@@ -12,6 +12,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from actors.attach_policy import TEXT_INVALID_ROLE
+from actors.commands import ConsumerAttach, PendingAttach
+from actors.driver_effects import TellStream
 from actors.hsm import HANDLED, Outcome
 from messages.control import (
     LeaseRevokeReason,
@@ -77,6 +79,10 @@ def on_detach(m: DriverModel, msg: ShmDetachRequest) -> Outcome:
     if msg.role not in (Role.PRODUCER, Role.CONSUMER):
         _reject_detach(m, msg, ResponseCode.INVALID_PARAMS, TEXT_INVALID_ROLE)
         return HANDLED
+    if msg.lease_id in m.ending:
+        # Its revoke is not out yet: answer after it (§7, A-3), as 'unknown lease' then.
+        m.hold_for(msg.lease_id, msg)
+        return HANDLED
     record = _matching_lease(m, msg)
     if record is None:
         _reject_detach(m, msg, ResponseCode.REJECTED, TEXT_UNKNOWN_LEASE)
@@ -112,7 +118,11 @@ def _settle(m: DriverModel, entry: StreamEntry) -> None:
     entry.detach_replies.clear()
     deferred, entry.deferred = entry.deferred, []
     for request in deferred:
-        m.post(request)
+        if isinstance(request, PendingAttach):  # a consumer to ask the stream for again
+            referenced = m.leases.epochs_of_stream(entry.stream_id)
+            m.emit(TellStream(entry.stream_id, ConsumerAttach(request, m.now_ns, referenced)))
+        else:
+            m.post(request)
 
 
 def on_epoch_provisioned(m: DriverModel, ev: EpochProvisioned) -> Outcome:
@@ -128,11 +138,13 @@ def on_epoch_provisioned(m: DriverModel, ev: EpochProvisioned) -> Outcome:
 
 
 def on_epoch_provision_failed(m: DriverModel, ev: EpochProvisionFailed) -> Outcome:
-    """The old epoch stays announced; a detach still answers OK (the lease is gone)."""
+    """The old epoch stays announced (at once: announces were skipped while settling); a
+    detach still answers OK (the lease is gone)."""
     entry = m.streams.get(ev.stream_id)
     if entry is None:
         return HANDLED
     logger.error("stream %d: re-provisioning failed: %s", ev.stream_id, ev.detail)
     m.count(COUNTER_PROVISION_FAILED)
+    m.announce(entry, report=False)
     _settle(m, entry)
     return HANDLED

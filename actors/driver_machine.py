@@ -77,7 +77,7 @@ def _started(_m: DriverModel, _ev: DriverStarted) -> Outcome:
 
 def _on_announce_timer(m: DriverModel, ev: AnnounceTimerFired) -> Outcome:
     m.now_ns = ev.now_ns
-    for entry in m.provisioned_streams():
+    for entry in m.announceable_streams():
         m.announce(entry, report=False)
     return HANDLED
 
@@ -156,7 +156,7 @@ def _draining_shutdown_requested(m: DriverModel, ev: ShutdownRequested) -> Outco
 def _enter_draining(m: DriverModel) -> None:
     m.draining = True
     m.event(EVENT_DRAINING, reason=m.shutdown_reason.name, error_message=m.shutdown_message)
-    for entry in m.provisioned_streams():
+    for entry in m.announceable_streams():
         m.announce(entry, report=False)
     if m.skip_drain:
         m.post(ShutdownTimerFired(m.now_ns))

@@ -67,7 +67,8 @@ class StreamEntry:
     pending_producer: int | None = None  # lease id of a producer attach being provisioned
     settling: bool = False  # producer lost, new epoch not provisioned yet
     detach_replies: list[int] = field(default_factory=list)  # correlation ids waiting on it
-    deferred: list[object] = field(default_factory=list)  # producer attaches held meanwhile
+    # requests held meanwhile, and consumer attaches (PendingAttach) to ask for again
+    deferred: list[object] = field(default_factory=list)
     pending: set[int] = field(default_factory=set)  # lease ids of pending attaches
 
     @property
@@ -153,6 +154,11 @@ class DriverModel(HsmModel):
         self.pending_clients: set[int] = set()
         self.clients_in_use = _ClientsInUse(self.leases, self.pending_clients)
         self.ending: dict[int, EndingLease] = {}
+        # What an ending lease still holds on the wire until its revoke is out, and the
+        # requests that would observe it, held until then (lease id -> requests).
+        self.ending_clients: dict[int, int] = {}  # client id -> lease id
+        self.ending_nodes: dict[int, int] = {}  # node id -> lease id
+        self.held: dict[int, list[object]] = {}
         self.counters: Counter[str] = Counter()
         self.intensity = intensity or RestartIntensity()
         self.draining = False
@@ -184,6 +190,12 @@ class DriverModel(HsmModel):
 
     def provisioned_streams(self) -> Iterator[StreamEntry]:
         return (entry for entry in self.streams.values() if entry.info is not None)
+
+    def announceable_streams(self) -> Iterator[StreamEntry]:
+        """Provisioned streams not between a producer's end and their new epoch: announced
+        then, the old epoch would name no producer while the producer's revoke may not be out
+        yet. The new epoch's announce (or, if provisioning fails, the old one's) follows."""
+        return (entry for entry in self.provisioned_streams() if not entry.settling)
 
     # ---------------------------------------------------------------- messages
 
@@ -232,31 +244,51 @@ class DriverModel(HsmModel):
         *,
         tell_actor: bool = True,
     ) -> None:
-        """The driver decides the lease ends: free its client id, node id, assignments now.
+        """The driver decides the lease ends: it leaves the table (no keepalive, hello or
+        expiry applies to it any more), and a producer's stream starts settling.
 
         The LeaseActor publishes the revoke and reports ``LeaseEnded``; the rest of the chain
-        (producer epoch bump, announce, detach response) continues in ``finish_lease``.
+        (producer epoch bump, announce, detach response) continues in ``finish_lease``. Until
+        then the lease is still alive on the wire, so its client id, node id and per-consumer
+        streams stay taken, and a request that would see them free is held (``hold_for``).
         """
         self.leases.remove(record.lease_id)
-        self.node_ids.release(record.node_id, self.now_ns)
         entry = self.streams.get(record.stream_id)
-        if record.role == Role.CONSUMER:
-            self.consumer_streams.release(record.client_id)
-        elif entry is not None and entry.producer_lease_id == record.lease_id:
+        if (
+            record.role == Role.PRODUCER
+            and entry is not None
+            and entry.producer_lease_id == record.lease_id
+        ):
             entry.producer_lease_id = None
             entry.settling = True
         self.ending[record.lease_id] = EndingLease(
             record=record, reason=reason, detach_correlation_id=detach_correlation_id
         )
+        self.ending_clients[record.client_id] = record.lease_id
+        self.ending_nodes[record.node_id] = record.lease_id
         if tell_actor:
             self.emit(TellLease(record.lease_id, EndLease(reason=reason, now_ns=self.now_ns)))
 
+    def hold_for(self, lease_id: int, request: object) -> None:
+        """Handle ``request`` once the revoke of the ending lease ``lease_id`` is out."""
+        self.held.setdefault(lease_id, []).append(request)
+
     def finish_lease(self, lease_id: int) -> None:
-        """The revoke of ``lease_id`` is on the outbox: continue the chain of §6/§7."""
+        """The revoke of ``lease_id`` is on the outbox: release what the lease held, replay
+        the requests held for it, and continue the chain of §6/§7."""
         ending = self.ending.pop(lease_id, None)
         if ending is None:
             return
         record, reason = ending.record, ending.reason
+        if self.ending_clients.get(record.client_id) == lease_id:
+            del self.ending_clients[record.client_id]
+        if self.ending_nodes.get(record.node_id) == lease_id:
+            del self.ending_nodes[record.node_id]
+        self.node_ids.release(record.node_id, self.now_ns)
+        if record.role == Role.CONSUMER:
+            self.consumer_streams.release(record.client_id)
+        for request in self.held.pop(lease_id, ()):
+            self.post(request)
         self.count(f"{COUNTER_REVOKE}.{reason.name}")
         self.event(
             EVENT_REVOKE,

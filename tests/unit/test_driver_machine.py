@@ -318,6 +318,11 @@ def test_lease_end_cools_down_its_node_id_and_frees_consumer_streams(
     assert model.consumer_streams.assigned(7) == (31000, 32000)
     model.now_ns = 10
     driver.dispatch(detach_request(lease_id, role=Role.CONSUMER))
+    # Held until the revoke is out (the lease is still alive on the wire) ...
+    assert model.consumer_streams.assigned(7) == (31000, 32000)
+    assert not model.node_ids.is_available(record.node_id, 10 + 1_000_000_000)
+    driver.dispatch(LeaseEnded(lease_id=lease_id, reason=LeaseRevokeReason.DETACHED, now_ns=10))
+    # ... then released, the node id into its cooldown.
     assert model.consumer_streams.assigned(7) == (None, None)
     assert not model.node_ids.is_available(record.node_id, 10)  # cooling down (1 s)
     assert model.node_ids.is_available(record.node_id, 10 + 1_000_000_000)
