@@ -1,10 +1,46 @@
-"""Builders shared by the unit tests of the attach path."""
+"""Builders shared by the unit tests of the attach path and of the Driver HSM."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from messages.control import Role, ShmAttachRequest
+from actors.commands import EpochInfo
+from actors.driver_effects import Send
+from actors.driver_machine import DriverStarted, new_driver_hsm
+from actors.driver_model import DriverModel
+from actors.testing import small_config
+from messages.control import PayloadPool, Role, ShmAttachRequest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from actors.hsm import Hsm
+
+TTL = 3_000_000_000  # small_config's lease lifetime: 1000 ms x 3
+INFO = EpochInfo(
+    epoch=100,
+    header_nslots=8,
+    header_uri="shm:file?path=/x/header.ring",
+    pools=(
+        PayloadPool(pool_id=1, pool_nslots=8, stride_bytes=64, region_uri="shm:file?path=/x/1"),
+    ),
+    hugepages=False,
+)
+
+
+def new_driver(tmp_path: Path, **policies: object) -> Hsm[DriverModel]:
+    """A started Driver HSM over ``small_config`` (``policies`` override single keys)."""
+    cfg = small_config(tmp_path, policies=policies)
+    hsm = new_driver_hsm(
+        DriverModel(cfg, now_ns=0, pid=1, hugepages_capable=False, lease_id_seed=0)
+    )
+    hsm.dispatch(DriverStarted())
+    return hsm
+
+
+def sends(effects: list[object]) -> list[Any]:
+    """The SBE messages among ``effects``, in order."""
+    return [e.message for e in effects if isinstance(e, Send)]
 
 
 def attach_request(**fields: Any) -> ShmAttachRequest:

@@ -34,7 +34,6 @@ from actors.supervision import CHILD_STREAM
 from actors.testing import small_config
 from messages.control import (
     LeaseRevokeReason,
-    PayloadPool,
     ResponseCode,
     Role,
     ShmAttachResponse,
@@ -47,37 +46,18 @@ from messages.control import (
 )
 from messages.events import LeaseCheckTimerFired, ShutdownTimerFired
 from messages.wire import Bool, ConsumerConfig, ConsumerHello, Mode, ShmPoolAnnounce
-from tests.unit.helpers import attach_request
+from tests.unit.helpers import INFO, TTL, attach_request, new_driver, sends
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from actors.hsm import Hsm
 
-INFO = EpochInfo(
-    epoch=100,
-    header_nslots=8,
-    header_uri="shm:file?path=/x/header.ring",
-    pools=(
-        PayloadPool(pool_id=1, pool_nslots=8, stride_bytes=64, region_uri="shm:file?path=/x/1"),
-    ),
-    hugepages=False,
-)
-TTL = 3_000_000_000
 
 
 @pytest.fixture
 def driver(tmp_path: Path) -> Hsm[DriverModel]:
-    cfg = small_config(tmp_path, policies={"shutdown_token": "s3cret"})
-    hsm = new_driver_hsm(
-        DriverModel(cfg, now_ns=0, pid=1, hugepages_capable=False, lease_id_seed=0)
-    )
-    hsm.dispatch(DriverStarted())
-    return hsm
-
-
-def sends(effects: list[object]) -> list[Any]:
-    return [e.message for e in effects if isinstance(e, Send)]
+    return new_driver(tmp_path, shutdown_token="s3cret")
 
 
 def detach_request(lease_id: int, /, **fields: Any) -> ShmDetachRequest:

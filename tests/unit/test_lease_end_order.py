@@ -9,7 +9,7 @@ the revoke). Found by ``tests/interop/test_stress.py``'s invariants.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,13 +22,9 @@ from actors.commands import (
     ProducerAttach,
     StreamReady,
 )
-from actors.driver_effects import Send, TellStream
-from actors.driver_machine import DriverStarted, new_driver_hsm
-from actors.driver_model import DriverModel
-from actors.testing import small_config
+from actors.driver_effects import TellStream
 from messages.control import (
     LeaseRevokeReason,
-    PayloadPool,
     ResponseCode,
     Role,
     ShmDetachRequest,
@@ -36,37 +32,19 @@ from messages.control import (
 )
 from messages.events import AnnounceTimerFired, LeaseCheckTimerFired
 from messages.wire import ShmPoolAnnounce
-from tests.unit.helpers import attach_request
+from tests.unit.helpers import INFO, TTL, attach_request, new_driver, sends
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from actors.driver_model import DriverModel
     from actors.hsm import Hsm
 
-TTL = 3_000_000_000
-INFO = EpochInfo(
-    epoch=100,
-    header_nslots=8,
-    header_uri="shm:file?path=/x/header.ring",
-    pools=(
-        PayloadPool(pool_id=1, pool_nslots=8, stride_bytes=64, region_uri="shm:file?path=/x/1"),
-    ),
-    hugepages=False,
-)
 
 
 @pytest.fixture
 def driver(tmp_path: Path) -> Hsm[DriverModel]:
-    cfg = small_config(tmp_path, policies={"node_id_reuse_cooldown_ms": 0})
-    hsm = new_driver_hsm(
-        DriverModel(cfg, now_ns=0, pid=1, hugepages_capable=False, lease_id_seed=0)
-    )
-    hsm.dispatch(DriverStarted())
-    return hsm
-
-
-def sends(effects: list[object]) -> list[Any]:
-    return [e.message for e in effects if isinstance(e, Send)]
+    return new_driver(tmp_path, node_id_reuse_cooldown_ms=0)
 
 
 def stream_commands(effects: list[object]) -> list[object]:
