@@ -20,8 +20,8 @@ from actors.attach_policy import (
     Reject,
     decide_attach,
 )
-from actors.commands import ConsumerAttach, GrantLease, PendingAttach, ProducerAttach
-from actors.driver_effects import ForgetStream, SpawnStream, StartLease, TellStream
+from actors.commands import GrantLease, PendingAttach
+from actors.driver_effects import ForgetStream, SpawnStream, StartLease
 from actors.driver_model import HEADER_SLOT_BYTES, StreamEntry
 from actors.hsm import HANDLED, Outcome
 from actors.lease_table import LeaseRecord
@@ -108,12 +108,9 @@ def _start_attach(m: DriverModel, req: ShmAttachRequest, plan: AttachPlan) -> No
     m.pending[lease_id] = attach
     m.pending_clients.add(req.client_id)
     entry.pending.add(lease_id)
-    referenced = m.leases.epochs_of_stream(plan.stream_id)
     if plan.role == Role.PRODUCER:
         entry.pending_producer = lease_id
-        m.emit(TellStream(plan.stream_id, ProducerAttach(attach, m.now_ns, referenced)))
-    else:
-        m.emit(TellStream(plan.stream_id, ConsumerAttach(attach, m.now_ns, referenced)))
+    m.ask_stream(attach)
 
 
 def _release_pending(m: DriverModel, attach: PendingAttach) -> StreamEntry | None:

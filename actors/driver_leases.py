@@ -12,8 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from actors.attach_policy import TEXT_INVALID_ROLE
-from actors.commands import ConsumerAttach, PendingAttach
-from actors.driver_effects import TellStream
+from actors.commands import PendingAttach
 from actors.hsm import HANDLED, Outcome
 from messages.control import (
     LeaseRevokeReason,
@@ -119,8 +118,7 @@ def _settle(m: DriverModel, entry: StreamEntry) -> None:
     deferred, entry.deferred = entry.deferred, []
     for request in deferred:
         if isinstance(request, PendingAttach):  # a consumer to ask the stream for again
-            referenced = m.leases.epochs_of_stream(entry.stream_id)
-            m.emit(TellStream(entry.stream_id, ConsumerAttach(request, m.now_ns, referenced)))
+            m.ask_stream(request)
         else:
             m.post(request)
 

@@ -13,7 +13,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 from actors.attach_policy import LAYOUT_VERSION
-from actors.commands import EndLease, ProducerLeaseLost
+from actors.commands import (
+    ConsumerAttach,
+    EndLease,
+    PendingAttach,
+    ProducerAttach,
+    ProducerLeaseLost,
+)
 from actors.consumer_streams import ConsumerStreams
 from actors.driver_effects import Emit, Send, TellLease, TellStream
 from actors.hsm import HsmModel
@@ -268,6 +274,13 @@ class DriverModel(HsmModel):
         self.ending_nodes[record.node_id] = record.lease_id
         if tell_actor:
             self.emit(TellLease(record.lease_id, EndLease(reason=reason, now_ns=self.now_ns)))
+
+    def ask_stream(self, attach: PendingAttach) -> None:
+        """Tell the attach's StreamActor to serve it (a producer provisions a fresh epoch),
+        with the epochs the stream's leases still reference, which its epoch GC must keep."""
+        command = ProducerAttach if attach.role == Role.PRODUCER else ConsumerAttach
+        referenced = self.leases.epochs_of_stream(attach.stream_id)
+        self.emit(TellStream(attach.stream_id, command(attach, self.now_ns, referenced)))
 
     def hold_for(self, lease_id: int, request: object) -> None:
         """Handle ``request`` once the revoke of the ending lease ``lease_id`` is out."""
