@@ -22,7 +22,7 @@ from client.errors import FrameOverwritten, LeaseLost
 from client.producer import DEFAULT_ALLOWED_BASE_DIRS, DEFAULT_DESCRIPTOR_STREAM_ID
 from client.tensor import view_of
 from messages import DecodeError, FrameDescriptor, Role
-from shm import ExpectedRegion, RegionType, RegionValidationError, open_region, seqlock
+from shm import RegionValidationError, announced_regions, open_region, seqlock
 from shm.slot_layout import SEQ_COMMIT_BYTES, invalid_reason, unpack_slot_body
 
 if TYPE_CHECKING:
@@ -195,21 +195,18 @@ class Consumer:
         self._last_attempt = (epoch, now)
         regions: list[MappedRegion] = []
         try:
-            header = open_region(header_uri, ExpectedRegion(
-                region_type=RegionType.HEADER_RING, stream_id=self.stream_id, epoch=epoch,
-                nslots=nslots, layout_version=layout, activity_window_ns=self._window,
-            ), allowed_base_dirs=self._allowed)
+            (uri, expected), *pool_regions = announced_regions(
+                stream_id=self.stream_id, epoch=epoch, header_nslots=nslots,
+                header_uri=header_uri, pools=pools, layout_version=layout,
+                activity_window_ns=self._window,
+            )
+            header = open_region(uri, expected, allowed_base_dirs=self._allowed)
             regions.append(header)
             views: dict[int, PayloadPoolView] = {}
-            for pool in pools:
-                region = open_region(pool.region_uri, ExpectedRegion(
-                    region_type=RegionType.PAYLOAD_POOL, stream_id=self.stream_id, epoch=epoch,
-                    nslots=pool.pool_nslots, pool_id=pool.pool_id,
-                    stride_bytes=pool.stride_bytes, layout_version=layout,
-                    activity_window_ns=self._window,
-                ), allowed_base_dirs=self._allowed)
+            for uri, expected in pool_regions:
+                region = open_region(uri, expected, allowed_base_dirs=self._allowed)
                 regions.append(region)
-                views[pool.pool_id] = region.payload_pool()
+                views[expected.pool_id] = region.payload_pool()
             new = _Mapping(epoch, header.header_ring(), views, regions)
         except (RegionValidationError, OSError, ValueError) as exc:
             self.remap_failures += 1

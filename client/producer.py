@@ -19,8 +19,7 @@ from client.control import DEFAULT_CHANNEL
 from client.errors import LeaseLost
 from client.tensor import prepare
 from messages import FrameDescriptor, HugepagesPolicy, Role
-from shm import ExpectedRegion, open_region
-from shm.superblock import RegionType
+from shm import announced_regions, open_region
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -79,20 +78,18 @@ class Producer:
     def _map(self, allowed: tuple[Path, ...]) -> tuple[HeaderRing, list[PayloadPoolView]]:
         lease = self.lease
         # The producer keeps the regions alive itself, so it skips the freshness check.
-        header = open_region(lease.header_region_uri, ExpectedRegion(
-            region_type=RegionType.HEADER_RING, stream_id=lease.stream_id, epoch=lease.epoch,
-            nslots=lease.header_nslots, layout_version=lease.layout_version,
+        (header_uri, header_expected), *pool_regions = announced_regions(
+            stream_id=lease.stream_id, epoch=lease.epoch, header_nslots=lease.header_nslots,
+            header_uri=lease.header_region_uri, layout_version=lease.layout_version,
+            pools=sorted(lease.payload_pools, key=lambda p: (p.stride_bytes, p.pool_id)),
             activity_window_ns=None,
-        ), allowed_base_dirs=allowed, writable=True)
+        )
+        header = open_region(header_uri, header_expected, allowed_base_dirs=allowed,
+                             writable=True)
         self._regions.append(header)
         pools: list[PayloadPoolView] = []
-        for pool in sorted(lease.payload_pools, key=lambda p: (p.stride_bytes, p.pool_id)):
-            region = open_region(pool.region_uri, ExpectedRegion(
-                region_type=RegionType.PAYLOAD_POOL, stream_id=lease.stream_id,
-                epoch=lease.epoch, nslots=pool.pool_nslots, pool_id=pool.pool_id,
-                stride_bytes=pool.stride_bytes, layout_version=lease.layout_version,
-                activity_window_ns=None,
-            ), allowed_base_dirs=allowed, writable=True)
+        for uri, expected in pool_regions:
+            region = open_region(uri, expected, allowed_base_dirs=allowed, writable=True)
             self._regions.append(region)
             pools.append(region.payload_pool())
         return header.header_ring(), pools

@@ -10,7 +10,7 @@ from shm.errors import (
 )
 from shm.gc import collect_epochs
 from shm.hugepages import is_hugetlbfs
-from shm.mapping import ANY_UID, ExpectedRegion, MappedRegion, open_region
+from shm.mapping import ANY_UID, ExpectedRegion, MappedRegion, announced_regions, open_region
 from shm.paths import epoch_dir, header_ring_path, pool_path, stream_dir, user_dir_name
 from shm.provision import (
     PoolRegion,
@@ -46,6 +46,7 @@ __all__ = [
     "Superblock",
     "TensorDescriptor",
     "UriError",
+    "announced_regions",
     "collect_epochs",
     "epoch_dir",
     "format_region_uri",

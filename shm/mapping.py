@@ -13,7 +13,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Final, Protocol, Self
 
 from shm.errors import PathError, RegionValidationError, UriError
 from shm.hugepages import is_hugetlbfs
@@ -36,6 +36,7 @@ from shm.superblock import (
 from shm.uri import parse_region_uri
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from types import TracebackType
 
 ANY_UID: Final = -1
@@ -123,6 +124,59 @@ class MappedRegion:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+class AnnouncedPool(Protocol):
+    """A ``payloadPools`` entry of an attach response or announce (``messages.PayloadPool``)."""
+
+    @property
+    def pool_id(self) -> int: ...
+    @property
+    def pool_nslots(self) -> int: ...
+    @property
+    def stride_bytes(self) -> int: ...
+    @property
+    def region_uri(self) -> str: ...
+
+
+def announced_regions(
+    *,
+    stream_id: int,
+    epoch: int,
+    header_nslots: int,
+    header_uri: str,
+    pools: Iterable[AnnouncedPool],
+    layout_version: int = LAYOUT_VERSION,
+    activity_window_ns: int | None = 3 * DEFAULT_ANNOUNCE_PERIOD_NS,
+) -> list[tuple[str, ExpectedRegion]]:
+    """The regions an attach response or announce names, header ring first then ``pools`` in
+    the given order, each with what its superblock and size must say (shm-layout.md §8)."""
+    header = ExpectedRegion(
+        region_type=RegionType.HEADER_RING,
+        stream_id=stream_id,
+        epoch=epoch,
+        nslots=header_nslots,
+        layout_version=layout_version,
+        activity_window_ns=activity_window_ns,
+    )
+    regions = [(header_uri, header)]
+    regions += [
+        (
+            pool.region_uri,
+            ExpectedRegion(
+                region_type=RegionType.PAYLOAD_POOL,
+                stream_id=stream_id,
+                epoch=epoch,
+                nslots=pool.pool_nslots,
+                pool_id=pool.pool_id,
+                stride_bytes=pool.stride_bytes,
+                layout_version=layout_version,
+                activity_window_ns=activity_window_ns,
+            ),
+        )
+        for pool in pools
+    ]
+    return regions
 
 
 def open_region(

@@ -40,7 +40,7 @@ from messages import (
     ShmLeaseKeepalive,
     ShmLeaseRevoked,
 )
-from shm import ExpectedRegion, RegionType, RegionValidationError, open_region
+from shm import RegionValidationError, announced_regions, open_region
 
 KEEPALIVE_PERIOD_S = 0.1  # half the driver's keepalive interval (200 ms), a sixth of the TTL
 DRAIN_TIMEOUT_S = 5.0
@@ -61,33 +61,14 @@ def validate_response(resp: ShmAttachResponse, base_dir: Path) -> str | None:
     assert resp.epoch is not None
     assert resp.header_nslots is not None
     allowed = (base_dir.resolve(),)
-    regions = [
-        (
-            resp.header_region_uri,
-            ExpectedRegion(
-                region_type=RegionType.HEADER_RING,
-                stream_id=resp.stream_id,
-                epoch=resp.epoch,
-                nslots=resp.header_nslots,
-                activity_window_ns=None,
-            ),
-        )
-    ]
-    regions += [
-        (
-            pool.region_uri,
-            ExpectedRegion(
-                region_type=RegionType.PAYLOAD_POOL,
-                stream_id=resp.stream_id,
-                epoch=resp.epoch,
-                nslots=pool.pool_nslots,
-                pool_id=pool.pool_id,
-                stride_bytes=pool.stride_bytes,
-                activity_window_ns=None,
-            ),
-        )
-        for pool in resp.payload_pools
-    ]
+    regions = announced_regions(
+        stream_id=resp.stream_id,
+        epoch=resp.epoch,
+        header_nslots=resp.header_nslots,
+        header_uri=resp.header_region_uri,
+        pools=resp.payload_pools,
+        activity_window_ns=None,
+    )
     for uri, expected in regions:
         try:
             open_region(uri, expected, allowed_base_dirs=allowed).close()

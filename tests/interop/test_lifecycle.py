@@ -22,7 +22,7 @@ from messages import (
     ShmLeaseRevoked,
     ShmPoolAnnounce,
 )
-from shm import ExpectedRegion, RegionType, open_region
+from shm import announced_regions, open_region
 
 from .conftest import CHANNEL, CONTROL_STREAM, KEEPALIVE_MS, REPO, child_env
 
@@ -60,34 +60,19 @@ def check_ok_response(resp: ShmAttachResponse, driver_base: Path) -> None:
 def validate_regions(msg: ShmAttachResponse | ShmPoolAnnounce, base: Path) -> None:
     assert msg.epoch is not None
     assert msg.stream_id is not None
-    allowed = (base.resolve(),)
-    header = open_region(
-        msg.header_region_uri,
-        ExpectedRegion(
-            region_type=RegionType.HEADER_RING,
-            stream_id=msg.stream_id,
-            epoch=msg.epoch,
-            nslots=64,
-            activity_window_ns=None,
-        ),
-        allowed_base_dirs=allowed,
+    # The interop profile's geometry, pinned here rather than taken from the message.
+    assert msg.header_nslots == 64
+    assert all(pool.pool_nslots == 64 for pool in msg.payload_pools)
+    regions = announced_regions(
+        stream_id=msg.stream_id,
+        epoch=msg.epoch,
+        header_nslots=64,
+        header_uri=msg.header_region_uri,
+        pools=msg.payload_pools,
+        activity_window_ns=None,
     )
-    header.close()
-    for pool in msg.payload_pools:
-        region = open_region(
-            pool.region_uri,
-            ExpectedRegion(
-                region_type=RegionType.PAYLOAD_POOL,
-                stream_id=msg.stream_id,
-                epoch=msg.epoch,
-                nslots=64,
-                pool_id=pool.pool_id,
-                stride_bytes=pool.stride_bytes,
-                activity_window_ns=None,
-            ),
-            allowed_base_dirs=allowed,
-        )
-        region.close()
+    for uri, expected in regions:
+        open_region(uri, expected, allowed_base_dirs=(base.resolve(),)).close()
 
 
 def test_producer_and_consumer_attach_keepalive_and_detach_in_spec_order(

@@ -18,6 +18,7 @@ from shm import (
     RegionType,
     RegionValidationError,
     TensorDescriptor,
+    announced_regions,
     format_region_uri,
     open_region,
     parse_region_uri,
@@ -314,3 +315,42 @@ def test_close_releases_views_before_unmapping(epoch: ProvisionedEpoch, base: Pa
     with pytest.raises(ValueError, match="released"):
         ring.load_seq_commit(0)
     region.close()
+
+
+def test_announced_regions_pair_each_uri_with_what_it_must_contain() -> None:
+    class Pool:
+        def __init__(self, pool_id: int, stride: int) -> None:
+            self.pool_id, self.pool_nslots, self.stride_bytes = pool_id, 8, stride
+            self.region_uri = f"shm:file?path=/x/{pool_id}.pool"
+
+    regions = announced_regions(
+        stream_id=7,
+        epoch=9,
+        header_nslots=8,
+        header_uri="shm:file?path=/x/header.ring",
+        pools=[Pool(2, 4096), Pool(1, 1024)],
+        activity_window_ns=None,
+    )
+    assert [uri for uri, _ in regions] == [
+        "shm:file?path=/x/header.ring",
+        "shm:file?path=/x/2.pool",
+        "shm:file?path=/x/1.pool",
+    ]
+    header, second, first = (expected for _, expected in regions)
+    assert header == ExpectedRegion(
+        region_type=RegionType.HEADER_RING,
+        stream_id=7,
+        epoch=9,
+        nslots=8,
+        activity_window_ns=None,
+    )
+    assert second == ExpectedRegion(
+        region_type=RegionType.PAYLOAD_POOL,
+        stream_id=7,
+        epoch=9,
+        nslots=8,
+        pool_id=2,
+        stride_bytes=4096,
+        activity_window_ns=None,
+    )
+    assert (first.pool_id, first.stride_bytes) == (1, 1024)
