@@ -117,6 +117,27 @@ def _common_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv`` with a Z85 value after ``--server-key`` always taken as that value.
+
+    Z85's alphabet includes ``-``, so about one key in 85 starts with it, and argparse
+    would read ``--server-key -abc...`` as a missing value followed by an unknown option.
+    Joining the pair as ``--server-key=-abc...`` first keeps the documented spelling
+    working for every key.
+    """
+    given = list(sys.argv[1:] if argv is None else argv)
+    joined: list[str] = []
+    index = 0
+    while index < len(given):
+        if given[index] == "--server-key" and index + 1 < len(given):
+            joined.append(f"--server-key={given[index + 1]}")
+            index += 2
+        else:
+            joined.append(given[index])
+            index += 1
+    return parser.parse_args(joined)
+
+
 def _z85_key(value: object, what: str, prog: str) -> bytes:
     """A 40-character Z85 CURVE key as bytes, or _UsageError naming ``what``."""
     if not isinstance(value, str):
@@ -288,7 +309,7 @@ def status_main(argv: Sequence[str] | None = None, out: TextIO | None = None) ->
     prog = "tensorpool status"
     parser = _common_parser(prog, "Show a running driver's streams, leases and counters.")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait (default 3)")
-    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    args = _parse(parser, argv)
     stdout = out if out is not None else sys.stdout
     context: zmq.Context[Socket] = zmq.Context()
 
@@ -336,7 +357,7 @@ def events_main(argv: Sequence[str] | None = None, out: TextIO | None = None) ->
     parser.add_argument(
         "--events-endpoint", help="events endpoint to use instead of the configured run dir"
     )
-    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    args = _parse(parser, argv)
     stdout = out if out is not None else sys.stdout
     context: zmq.Context[Socket] = zmq.Context()
     sub = context.socket(zmq.SUB)

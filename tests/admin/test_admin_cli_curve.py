@@ -33,7 +33,18 @@ def _keys() -> KeyPair:
     return public.decode(), secret.decode()
 
 
-SERVER, FRIEND, STRANGER = _keys(), _keys(), _keys()
+def _dash_keys() -> KeyPair:
+    """A pair whose public key starts with ``-``, as about one in 85 does.
+
+    The server key is always such a key so that every test passing ``--server-key KEY``
+    also proves the CLI takes a value argparse would otherwise read as an option.
+    """
+    while not (keys := _keys())[0].startswith("-"):
+        pass
+    return keys
+
+
+SERVER, FRIEND, STRANGER = _dash_keys(), _keys(), _keys()
 
 
 def _key_file(directory: Path, keys: KeyPair, mode: int = 0o600, name: str = "client.key") -> Path:
