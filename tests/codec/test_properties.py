@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import messages
 from messages import DecodeError, FrameDescriptor, SbeMessage, TruncatedMessage
-from messages.sbe import HEADER, codec_of
+from messages.sbe import GROUP_HEADER, HEADER, codec_of
 from tests.codec.strategies import (
     FRAMED_CLASSES,
     HEADERLESS_CLASSES,
@@ -92,11 +92,27 @@ def decode_or_error(buffer: bytes) -> SbeMessage | DecodeError:
         return exc
 
 
+def first_group_is_canonical(cls: type[SbeMessage], buffer: bytes) -> bool:
+    """Whether the first group header carries the schema's entry block length.
+
+    A longer entry block is legal (sbe.md 4: a newer encoder's entries are stepped over
+    by the header's length), so its extra bytes and the length itself are not re-encoded.
+    Every message here has at most one group, right after the root block.
+    """
+    groups = codec_of(cls).groups
+    if not groups:
+        return True
+    block_length = HEADER.unpack_from(buffer)[0]
+    entry_length: int = GROUP_HEADER.unpack_from(buffer, HEADER.size + block_length)[0]
+    return entry_length == groups[0].block.size
+
+
 def check_consistent(buffer: bytes) -> None:
     """Decoding raises only DecodeError, or yields a message whose encoding decodes back to it.
 
-    Where no ignored byte is involved (no pads, version 1, schema block length, canonical
-    null of trace_id) the re-encoding is the input itself, up to ignored trailing bytes.
+    Where no ignored byte is involved (no pads, version 1, schema block lengths of the root
+    and of the group entries, canonical null of trace_id) the re-encoding is the input
+    itself, up to ignored trailing bytes.
     """
     message = decode_or_error(buffer)
     if isinstance(message, DecodeError):
@@ -113,6 +129,7 @@ def check_consistent(buffer: bytes) -> None:
         and version == 1
         and block_length == cls.BLOCK_LENGTH
         and trace_raw != 0xFFFF_FFFF_FFFF_FFFF
+        and first_group_is_canonical(cls, buffer)
     ):
         assert buffer[: len(encoded)] == encoded
 
