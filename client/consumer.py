@@ -5,7 +5,8 @@ slot header is snapshotted between two loads of ``seqCommit`` and validated, and
 handed out as a read-only numpy view into the pool. The view is not protected by the seqlock
 once returned: ``Frame.intact()`` re-checks the slot word, and ``Frame.copy()`` copies and then
 re-checks, so a frame overwritten during the copy is reported instead of returned torn.
-Announces with a higher epoch make the consumer remap (the old mapping is released).
+Announces with a higher epoch make the consumer remap (the old mapping is released), and so
+does a superblock whose pid or epoch changed under the mapping (shm-layout.md 8 step 8).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
     from client.control import DriverClient
     from client.lease import Lease
-    from messages import PayloadPool
+    from messages import PayloadPool, ShmPoolAnnounce
     from shm import HeaderRing, MappedRegion, PayloadPoolView
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,9 @@ class Consumer:
         self._mapping: _Mapping | None = None
         self._retired: list[MappedRegion] = []
         self._last_attempt: tuple[int, int] | None = None
+        self._identity_checked_for: ShmPoolAnnounce | None = None
+        self.identity_remaps = 0
+        """Mappings dropped because their superblock pid or epoch changed under them."""
         self._closed = False
         self.lease: Lease = client.attach(stream_id, Role.CONSUMER, timeout=attach_timeout)
         self.stream_id = self.lease.stream_id
@@ -181,8 +185,32 @@ class Consumer:
 
     def _remap_if_announced(self) -> None:
         ann = self._client.latest_announce(self.stream_id)
-        if ann is None or (self._mapping is not None and ann.epoch <= self._mapping.epoch):
+        if ann is None:
             return
+        mapping = self._mapping
+        if mapping is not None and ann.epoch <= mapping.epoch:
+            if ann.epoch == mapping.epoch and ann is not self._identity_checked_for:
+                self._identity_checked_for = ann
+                self._remap_if_reprovisioned(mapping, ann)
+            return
+        self._try_map(ann.epoch, ann.header_nslots, ann.layout_version, ann.header_region_uri,
+                      ann.payload_pools)
+
+    def _remap_if_reprovisioned(self, mapping: _Mapping, ann: ShmPoolAnnounce) -> None:
+        """Remap (or, failing that, unmap) regions whose superblock pid or epoch changed.
+
+        Checked once per new announce of the mapped epoch rather than per descriptor: the
+        check reads every superblock, and the announce period is what the spec's freshness
+        rules already run on.
+        """
+        if not any(region.identity_changed() for region in mapping.regions):
+            return
+        self.identity_remaps += 1
+        log.info("stream %d epoch %d was re-provisioned in place: remapping",
+                 self.stream_id, mapping.epoch)
+        self._mapping = None
+        self._retired.extend(mapping.regions)
+        self._last_attempt = None
         self._try_map(ann.epoch, ann.header_nslots, ann.layout_version, ann.header_region_uri,
                       ann.payload_pools)
 

@@ -87,6 +87,18 @@ class MappedRegion:
         """The driver pid recorded at mapping time (a later change means remap)."""
         return self.superblock.pid
 
+    def identity_changed(self) -> bool:
+        """Whether the superblock now names another pid or epoch than when it was mapped.
+
+        shm-layout.md 8 step 8: a driver that re-provisioned this very file in place (a
+        restarted driver reusing an epoch number) leaves the mapping looking valid while
+        its contents belong to someone else, so the reader must remap.
+        """
+        if self.mmap.closed:
+            return True
+        now = decode_superblock(self.mmap[:SUPERBLOCK_SIZE])
+        return (now.pid, now.epoch) != (self.superblock.pid, self.superblock.epoch)
+
     def header_ring(self) -> HeaderRing:
         """A HeaderRing over this region (released by ``close()``)."""
         if self.expected.region_type != RegionType.HEADER_RING:

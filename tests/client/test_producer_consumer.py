@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -176,6 +177,63 @@ def test_a_higher_epoch_announce_makes_the_consumer_remap(
         assert consumer.poll(timeout=0.1) is None
     assert consumer.epoch == 2000
     assert consumer.drops["epoch"] == 1
+
+
+def _rewrite_superblock_field(path: Path, offset: int, value: int) -> None:
+    """Overwrite one uint64 of a mapped region's superblock in place, as a re-provisioning
+    driver writing the same file would."""
+    with path.open("r+b") as file:
+        file.seek(offset)
+        file.write(struct.pack("<Q", value))
+
+
+def _announce_again(granting: FakeDriver, consumer: Consumer, epoch: ProvisionedEpoch) -> None:
+    """Send a fresh announce of ``epoch`` and wait until the consumer's client holds it."""
+    before = consumer._client.latest_announce(STREAM)
+    granting.send(announce_of(epoch), announce=True)
+    deadline = time.monotonic() + 10.0
+    while consumer._client.latest_announce(STREAM) is before:
+        assert time.monotonic() < deadline, "the announce never arrived"
+        time.sleep(0.01)
+
+
+SUPERBLOCK_EPOCH, SUPERBLOCK_PID = 12, 40
+
+
+def test_a_pid_changed_in_place_makes_the_consumer_remap(
+    granting: FakeDriver, consumer: Consumer, epoch1: ProvisionedEpoch,
+) -> None:
+    assert consumer._mapping is not None
+    first = consumer._mapping
+    _announce_again(granting, consumer, epoch1)  # nothing changed: the mapping stays
+    assert consumer.poll(timeout=0.05) is None
+    assert consumer._mapping is first
+    assert consumer.identity_remaps == 0
+    _rewrite_superblock_field(epoch1.directory / "header.ring", SUPERBLOCK_PID, os.getpid() + 1)
+    _announce_again(granting, consumer, epoch1)
+    assert consumer.poll(timeout=0.05) is None
+    assert consumer.identity_remaps == 1
+    assert consumer._mapping is not None
+    assert consumer._mapping is not first
+    assert consumer._mapping.regions[0].pid == os.getpid() + 1
+    assert consumer.epoch == 1000
+
+
+def test_an_epoch_changed_in_place_unmaps_and_drops_its_descriptors(
+    granting: FakeDriver, producer: Producer, consumer: Consumer, epoch1: ProvisionedEpoch,
+) -> None:
+    _rewrite_superblock_field(epoch1.directory / "header.ring", SUPERBLOCK_EPOCH, 999)
+    _announce_again(granting, consumer, epoch1)
+    assert consumer.poll(timeout=0.05) is None
+    assert consumer.identity_remaps == 1
+    assert consumer.epoch is None  # the file no longer says epoch 1000: not mapped
+    assert consumer.remap_failures == 1
+    wait_connected(producer)
+    producer.offer(np.zeros(3))
+    deadline = time.monotonic() + 10.0
+    while consumer.drops["epoch"] == 0:
+        assert time.monotonic() < deadline, "the descriptor never arrived"
+        assert consumer.poll(timeout=0.1) is None
 
 
 def test_producer_picks_the_smallest_pool_that_fits_and_refuses_oversize(

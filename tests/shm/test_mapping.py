@@ -240,6 +240,21 @@ def _patch(path: Path, offset: int, fmt: str, value: int) -> None:
         f.write(struct.pack(fmt, value))
 
 
+@pytest.mark.parametrize(("offset", "value"), [(40, 4_000_000), (12, 7)], ids=["pid", "epoch"])
+def test_a_superblock_rewritten_in_place_is_seen_by_the_mapping(
+    epoch: ProvisionedEpoch, base: Path, offset: int, value: int
+) -> None:
+    region = open_region(
+        epoch.header_uri, _ring_expected(epoch), allowed_base_dirs=(base,), writable=True
+    )
+    region.touch_activity(1)  # activity is not identity
+    assert not region.identity_changed()
+    _patch(_ring_path(epoch), offset, "<Q", value)
+    assert region.identity_changed()
+    region.close()
+    assert region.identity_changed()  # nothing left to trust
+
+
 @pytest.mark.parametrize(
     ("offset", "fmt", "value", "check"),
     [
