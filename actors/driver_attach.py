@@ -64,6 +64,14 @@ def on_attach(m: DriverModel, req: ShmAttachRequest) -> Outcome:
             # driver would have sent the revoke first; so answer after it.
             m.hold_for(ending, req)
             return HANDLED
+        blocking = _pending_in_the_way(m, req)
+        if blocking is not None:
+            # An attach still being provisioned holds this client id, the node id asked for
+            # or the stream's producer slot. A single-threaded driver would have granted it
+            # before reading this request, so this one (often the same request retried) is
+            # answered after that OK, never before it.
+            m.hold_for(blocking, req)
+            return HANDLED
     entry = m.streams.get(req.stream_id)
     if not m.draining and entry is not None and entry.settling:
         # The previous producer's epoch bump is in flight: answer once it is done, as a
@@ -77,6 +85,17 @@ def on_attach(m: DriverModel, req: ShmAttachRequest) -> Outcome:
         return HANDLED
     _start_attach(m, req, decision)
     return HANDLED
+
+
+def _pending_in_the_way(m: DriverModel, req: ShmAttachRequest) -> int | None:
+    """The lease id of a pending attach whose answer must precede the answer to ``req``."""
+    entry = m.streams.get(req.stream_id)
+    if req.role == Role.PRODUCER and entry is not None and entry.pending_producer is not None:
+        return entry.pending_producer
+    for attach in m.pending.values():
+        if attach.client_id == req.client_id or attach.node_id == req.desired_node_id:
+            return attach.lease_id
+    return None
 
 
 def _start_attach(m: DriverModel, req: ShmAttachRequest, plan: AttachPlan) -> None:
@@ -114,8 +133,12 @@ def _start_attach(m: DriverModel, req: ShmAttachRequest, plan: AttachPlan) -> No
 
 
 def _release_pending(m: DriverModel, attach: PendingAttach) -> StreamEntry | None:
+    """Forget the pending attach; the requests held behind it run after this handler's
+    answer to it (``post`` queues them behind the current event)."""
     m.pending.pop(attach.lease_id, None)
     m.pending_clients.discard(attach.client_id)
+    for request in m.held.pop(attach.lease_id, ()):
+        m.post(request)
     entry = m.streams.get(attach.stream_id)
     if entry is not None:
         entry.pending.discard(attach.lease_id)

@@ -161,7 +161,8 @@ class DriverModel(HsmModel):
         self.clients_in_use = _ClientsInUse(self.leases, self.pending_clients)
         self.ending: dict[int, EndingLease] = {}
         # What an ending lease still holds on the wire until its revoke is out, and the
-        # requests that would observe it, held until then (lease id -> requests).
+        # requests that would observe it, held until then (lease id -> requests; a pending
+        # attach's lease id holds the requests that must be answered after it).
         self.ending_clients: dict[int, int] = {}  # client id -> lease id
         self.ending_nodes: dict[int, int] = {}  # node id -> lease id
         self.held: dict[int, list[object]] = {}
@@ -283,7 +284,8 @@ class DriverModel(HsmModel):
         self.emit(TellStream(attach.stream_id, command(attach, self.now_ns, referenced)))
 
     def hold_for(self, lease_id: int, request: object) -> None:
-        """Handle ``request`` once the revoke of the ending lease ``lease_id`` is out."""
+        """Handle ``request`` once ``lease_id`` is settled on the wire: the revoke of an
+        ending lease is out, or the answer to a pending attach is."""
         self.held.setdefault(lease_id, []).append(request)
 
     def finish_lease(self, lease_id: int) -> None:

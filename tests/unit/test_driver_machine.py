@@ -14,6 +14,7 @@ from actors.commands import (
     EpochInfo,
     EpochProvisioned,
     LeaseEnded,
+    PendingAttach,
     ProducerAttach,
     ProducerLeaseLost,
     ProvisionFailed,
@@ -123,17 +124,65 @@ def test_attach_asks_the_stream_then_grants_response_before_announce(
     assert (announce.producer_id, announce.epoch) == (7, 100)
 
 
-def test_pending_producer_blocks_a_second_producer(driver: Hsm[DriverModel]) -> None:
-    driver.dispatch(attach_request(correlation_id=1))
-    effects = driver.dispatch(attach_request(correlation_id=2, client_id=8))
-    (response,) = sends(effects)
-    assert (response.code, response.error_message) == (
-        ResponseCode.REJECTED,
-        "producer already attached",
-    )
-    # and a pending client id is "already attached"
-    effects = driver.dispatch(attach_request(correlation_id=3, role=Role.CONSUMER))
-    assert sends(effects)[0].error_message == "client_id already attached"
+def _answers(effects: list[object]) -> list[tuple[int, ResponseCode, str]]:
+    """(correlation id, code, text) of each attach response, in wire order."""
+    return [
+        (msg.correlation_id, msg.code, msg.error_message)
+        for msg in sends(effects)
+        if isinstance(msg, ShmAttachResponse)
+    ]
+
+
+def _pending_of(effects: list[object]) -> PendingAttach:
+    (tell,) = [e for e in effects if isinstance(e, TellStream)]
+    return tell.command.attach  # type: ignore[union-attr]
+
+
+def test_requests_behind_a_pending_attach_are_answered_after_its_ok(
+    driver: Hsm[DriverModel],
+) -> None:
+    """A single-threaded driver grants an attach before it reads the next request, so a
+    retry, a second producer or a second attach of the client is refused after that OK."""
+    pending = _pending_of(driver.dispatch(attach_request(correlation_id=1)))
+    assert driver.dispatch(attach_request(correlation_id=1)) == []  # the same request again
+    assert driver.dispatch(attach_request(correlation_id=2, client_id=8)) == []
+    assert driver.dispatch(attach_request(correlation_id=3, role=Role.CONSUMER)) == []
+    effects = driver.dispatch(StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=True))
+    assert _answers(effects) == [
+        (1, ResponseCode.OK, ""),
+        (1, ResponseCode.REJECTED, "client_id already attached"),
+        (2, ResponseCode.REJECTED, "producer already attached"),
+        (3, ResponseCode.REJECTED, "client_id already attached"),
+    ]
+
+
+def test_other_clients_and_streams_are_not_held(driver: Hsm[DriverModel]) -> None:
+    _pending_of(driver.dispatch(attach_request(correlation_id=1)))
+    consumer = driver.dispatch(attach_request(correlation_id=2, client_id=8, role=Role.CONSUMER))
+    assert _pending_of(consumer).role == Role.CONSUMER  # asked of the stream at once
+    effects = driver.dispatch(attach_request(correlation_id=3, client_id=9, stream_id=10001))
+    assert _answers(effects) == [(3, ResponseCode.REJECTED, "stream not provisioned")]
+
+
+def test_a_desired_node_id_of_a_pending_attach_is_answered_after_it(
+    driver: Hsm[DriverModel],
+) -> None:
+    pending = _pending_of(driver.dispatch(attach_request(correlation_id=1, desired_node_id=5)))
+    request = attach_request(correlation_id=2, client_id=8, role=Role.CONSUMER, desired_node_id=5)
+    assert driver.dispatch(request) == []
+    effects = driver.dispatch(StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=True))
+    assert [code for _, code, _ in _answers(effects)] == [ResponseCode.OK, ResponseCode.REJECTED]
+
+
+def test_requests_behind_a_failed_attach_are_decided_after_its_error(
+    driver: Hsm[DriverModel],
+) -> None:
+    pending = _pending_of(driver.dispatch(attach_request(correlation_id=1)))
+    assert driver.dispatch(attach_request(correlation_id=2)) == []  # the retry
+    effects = driver.dispatch(ProvisionFailed(stream_id=10000, detail="boom", attach=pending))
+    assert _answers(effects) == [(1, ResponseCode.INTERNAL_ERROR, "failed to provision SHM: boom")]
+    assert isinstance(_pending_of(effects), PendingAttach)  # the retry is a fresh attempt
+    assert driver.model.held == {}
 
 
 def test_provision_failure_answers_internal_error_and_releases(driver: Hsm[DriverModel]) -> None:
