@@ -13,12 +13,14 @@ import os
 from typing import TYPE_CHECKING, Self
 
 from shm.errors import ShmError
-from shm.paths import user_dir_name, validate_namespace
+from shm.paths import directory_mode, user_dir_name, validate_namespace
 from shm.safe_fs import make_dirs_nofollow
 
 if TYPE_CHECKING:
     from pathlib import Path
     from types import TracebackType
+
+__all__ = ["LOCK_NAME", "InstanceLock", "InstanceLockError", "directory_mode", "namespace_dir"]
 
 LOCK_NAME = "driver.lock"
 
@@ -30,11 +32,6 @@ class InstanceLockError(RuntimeError):
 def namespace_dir(base_dir: Path, namespace: str) -> Path:
     """``<base_dir>/tensorpool-<user>/<namespace>`` (shm-layout.md §5)."""
     return base_dir / user_dir_name() / validate_namespace(namespace)
-
-
-def directory_mode(file_mode: int) -> int:
-    """The spec's directory mode: the file mode plus execute where it grants read."""
-    return file_mode | ((file_mode & 0o444) >> 2)
 
 
 class InstanceLock:

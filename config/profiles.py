@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 from config.errors import ConfigError
 from config.model import PoolSpec, Profile, StreamSpec
 from config.table import Table, type_name
@@ -11,6 +14,8 @@ HEADER_SLOT_BYTES = 256  # fixed by the SHM layout (SlotHeader + embedded Tensor
 MIN_STRIDE_BYTES = 64
 MAX_STRIDE_BYTES = 2**31  # largest power of two in the uint32 wire field
 MAX_POOL_ID = 65535
+
+log = logging.getLogger("config")
 
 
 def read_profiles(raw: object) -> dict[str, Profile]:
@@ -71,6 +76,7 @@ def _read_profile(t: Table, name: str) -> Profile:
                 f"{pool.pool_id} is already used in this profile",
             )
         pools.append(pool)
+        _warn_unmappable_stride(name, index, pool)
     t.warn_unknown()
     return Profile(name, header_nslots, header_slot_bytes, tuple(pools))
 
@@ -87,6 +93,18 @@ def _read_pool(t: Table) -> PoolSpec:
         raise t.fail("stride_bytes", f"must be at most {MAX_STRIDE_BYTES} (uint32), got {stride}")
     t.warn_unknown()
     return PoolSpec(pool_id, stride)
+
+
+def _warn_unmappable_stride(profile: str, index: int, pool: PoolSpec) -> None:
+    """The spec allows any power of two >= 64, but the C and Julia clients also require
+    ``stride % page size == 0`` and refuse to map the pool otherwise: accepted, said aloud."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    if pool.stride_bytes % page:
+        log.warning(
+            "config: profiles.%s.payload_pools[%d] (pool_id %d): stride_bytes %d is not a "
+            "multiple of the page size %d; C and Julia clients will refuse to map this pool",
+            profile, index, pool.pool_id, pool.stride_bytes, page,
+        )
 
 
 def _power_of_two(value: int) -> bool:

@@ -31,6 +31,7 @@ DEFAULT_CHANNEL = "aeron:ipc?term-length=4m"
 DEFAULT_BASE_DIR = "/dev/shm"  # noqa: S108 - the SHM root, not a temporary file
 DEFAULT_ANNOUNCE_PERIOD_MS = 1000
 _NAMESPACE = re.compile(r"[A-Za-z0-9_-]+")
+_URI_FORBIDDEN = (" ", "|", "?")  # characters a region URI path may not hold (shm-layout §6)
 _OTHER_BITS = 0o007  # the mode bits C clients forbid on region files by default
 _Z85_ALPHABET = frozenset(
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
@@ -63,6 +64,7 @@ def read_driver(t: Table) -> DriverSection:
 
 def read_shm(t: Table) -> ShmSection:
     base_dir = _absolute(t, "base_dir", t.string("base_dir", DEFAULT_BASE_DIR))
+    _uri_safe(t, "base_dir", str(base_dir))
     namespace = t.string("namespace", "default")
     if _NAMESPACE.fullmatch(namespace) is None:
         raise t.fail("namespace", f"must match [A-Za-z0-9_-]+, got {namespace!r}")
@@ -82,6 +84,7 @@ def read_shm(t: Table) -> ShmSection:
         Path(os.path.realpath(_absolute(t, "allowed_base_dirs", d))) for d in allowed
     )
     real_base = Path(os.path.realpath(base_dir))
+    _uri_safe(t, "base_dir", str(real_base), resolved=True)  # provisioning uses the real path
     if not any(real_base == d or d in real_base.parents for d in allowed_dirs):
         raise t.fail("base_dir", f"{base_dir} is outside shm.allowed_base_dirs")
     t.warn_unknown()
@@ -99,8 +102,16 @@ def read_policies(t: Table, profile_names: list[str]) -> Policies:
     allow_dynamic_streams = t.boolean("allow_dynamic_streams", default=False)
     # Julia's rule: without an explicit default the first profile in file order is used.
     default_profile = t.string("default_profile", profile_names[0] if profile_names else "")
-    if t.has("default_profile") and default_profile not in profile_names:
-        raise t.fail("default_profile", f"no profile named {default_profile!r}")
+    if default_profile not in profile_names:
+        # Not fatal: driver-behaviour.md §3.1 answers each attach that would create a dynamic
+        # stream with INVALID_PARAMS "profile not found", so the driver must still start.
+        log.warning(
+            "config: %s names no profile (%r; known: %s); attaches that would create a "
+            "dynamic stream will be refused with 'profile not found'",
+            t.label("default_profile"),
+            default_profile,
+            ", ".join(profile_names),
+        )
     announce_period_ms = (
         t.integer("announce_period_ms", DEFAULT_ANNOUNCE_PERIOD_MS, lo=0, hi=MS_MAX)
         or DEFAULT_ANNOUNCE_PERIOD_MS
@@ -169,7 +180,24 @@ def _channel(t: Table, name: str, default: str) -> str:
 def _absolute(t: Table, name: str, text: str) -> Path:
     if not text.startswith("/"):
         raise t.fail(name, f"must be an absolute path, got {text!r}")
+    if "\x00" in text:
+        raise t.fail(name, "must not contain a NUL character")
     return Path(text)
+
+
+def _uri_safe(t: Table, name: str, path: str, *, resolved: bool = False) -> None:
+    """Region URIs carry the path verbatim and may not contain these (shm-layout.md §6).
+
+    Caught here, a bad base dir stops start-up; missed, it would fail every attach.
+    """
+    bad = " or ".join(repr(ch) for ch in _URI_FORBIDDEN if ch in path)
+    if bad:
+        where = f"resolves to {path!r}, which " if resolved else ""
+        raise t.fail(
+            name,
+            f"{where}contains {bad}; region URI paths (shm:file?path=...) may not hold "
+            "spaces, '|' or '?'",
+        )
 
 
 def _z85_key(t: Table, name: str, key: str, index: int | None = None) -> str:

@@ -1,8 +1,9 @@
 """Typed reads of one TOML table, with environment overrides applied at the point of reading.
 
-Reading every scalar key through one place is what makes "every scalar key can be overridden
-by ``<TABLE>_<KEY>``" true by construction, and lets errors name where a bad value came from:
-the dotted key for the file, the variable for the environment.
+Reading every scalar key through one place is what makes "every scalar key of [driver], [shm],
+[policies] and [admin] can be overridden by ``<TABLE>_<KEY>``" true by construction, and lets
+errors name where a bad value came from: the dotted key for the file, the variable for the
+environment.
 """
 
 from __future__ import annotations
@@ -67,9 +68,13 @@ class Table:
         """True when the file or the environment gives the key a value."""
         return name in self._raw or self._from_env(name) is not None
 
+    def label(self, name: str) -> str:
+        """Where the value of a key already read came from: the dotted key or the variable."""
+        return self._labels.get(name, self.key(name))
+
     def fail(self, name: str, problem: str) -> ConfigError:
         """An error about a key already read, labelled with where its value came from."""
-        return ConfigError(self._labels.get(name, self.key(name)), problem)
+        return ConfigError(self.label(name), problem)
 
     # -- scalar readers (overridable from the environment) ------------------------------
 
@@ -89,7 +94,7 @@ class Table:
 
     def boolean(self, name: str, *, default: bool) -> bool:
         value = self._value(name, default, lambda text: self._env_bool(name, text))
-        if not isinstance(value, bool):
+        if not isinstance(value, bool):  # only a file value can be anything but a bool
             raise self.fail(name, f"must be true or false, got {type_name(value)}")
         return value
 
@@ -154,8 +159,16 @@ class Table:
         return int(text)
 
     def _env_bool(self, name: str, text: str) -> bool:
-        if text.lower() == "true":
-            return True
-        if text.lower() == "false":
-            return False
-        raise self.fail(name, f"must be true or false, got {text!r}")
+        """Julia's rule (driver-behaviour.md §13): ``true`` in any case is true, all else false.
+
+        A value that is neither spelling is still accepted as false, but said out loud, so
+        ``=yes`` or ``=1`` does not silently switch a feature off.
+        """
+        word = text.strip().lower()
+        if word not in {"true", "false"}:
+            log.warning(
+                "config: %s: %r is neither true nor false; taken as false",
+                self.label(name),
+                text,
+            )
+        return word == "true"

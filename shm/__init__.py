@@ -11,7 +11,14 @@ from shm.errors import (
 from shm.gc import collect_epochs
 from shm.hugepages import is_hugetlbfs
 from shm.mapping import ANY_UID, ExpectedRegion, MappedRegion, announced_regions, open_region
-from shm.paths import epoch_dir, header_ring_path, pool_path, stream_dir, user_dir_name
+from shm.paths import (
+    directory_mode,
+    epoch_dir,
+    header_ring_path,
+    pool_path,
+    stream_dir,
+    user_dir_name,
+)
 from shm.provision import (
     PoolRegion,
     ProvisionedEpoch,
@@ -48,6 +55,7 @@ __all__ = [
     "UriError",
     "announced_regions",
     "collect_epochs",
+    "directory_mode",
     "epoch_dir",
     "format_region_uri",
     "header_ring_path",

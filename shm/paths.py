@@ -46,6 +46,16 @@ def validate_namespace(namespace: str) -> str:
     return namespace
 
 
+def directory_mode(file_mode: int) -> int:
+    """The mode of every directory the driver creates: the file mode plus owner/group execute.
+
+    shm-layout.md §5.1 step 3 and A-30 (``0660`` -> ``0770``, ``0600`` -> ``0710``); one
+    function so the namespace directories made at start-up and the stream/epoch directories
+    made while provisioning cannot disagree.
+    """
+    return file_mode | 0o110
+
+
 def stream_dir(base_dir: Path, namespace: str, stream_id: int) -> Path:
     """The directory holding every epoch of ``stream_id``."""
     if not base_dir.is_absolute():

@@ -26,9 +26,15 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from shm.errors import HugepagesUnavailable, ProvisionError
+from shm.errors import HugepagesUnavailable, ProvisionError, UriError
 from shm.hugepages import huge_page_size, is_hugetlbfs, round_up
-from shm.paths import HEADER_RING_NAME, is_epoch_name, pool_file_name, stream_dir
+from shm.paths import (
+    HEADER_RING_NAME,
+    directory_mode,
+    is_epoch_name,
+    pool_file_name,
+    stream_dir,
+)
 from shm.safe_fs import make_dirs_nofollow, require_within
 from shm.superblock import (
     encode_superblock,
@@ -131,9 +137,10 @@ def provision_epoch(
     page = huge_page_size() if on_hugetlbfs else 1
     if page is None:
         raise HugepagesUnavailable("hugepages not available: unknown huge page size")
+    uris = _region_uris(req, directory / str(req.epoch))  # before anything is created
     for attempt in range(2):
         try:
-            return _build(req, base, directory, page)
+            return _build(req, base, directory, page, uris)
         except _OutOfSpaceError as exc:
             if attempt == 0 and reclaim_space is not None:
                 reclaim_space()
@@ -178,9 +185,33 @@ def _regions(req: ProvisionRequest, page: int) -> list[tuple[str, int, bytes]]:
     return [(name, round_up(size, page), sb) for name, size, sb in regions]
 
 
-def _build(req: ProvisionRequest, base: Path, directory: Path, page: int) -> ProvisionedEpoch:
+def _region_uris(req: ProvisionRequest, final: Path) -> tuple[str, tuple[str, ...]]:
+    """The header and pool URIs of the epoch, or ProvisionError if its path cannot be one.
+
+    Formed before the first directory is made, so a path no URI can carry (shm-layout.md §6)
+    fails the attach without leaving an unannounceable epoch on disk.
+    """
+    try:
+        return (
+            format_region_uri(str(final / HEADER_RING_NAME), req.hugepages),
+            tuple(
+                format_region_uri(str(final / pool_file_name(pool_id)), req.hugepages)
+                for pool_id, _ in req.pools
+            ),
+        )
+    except UriError as exc:
+        raise ProvisionError(f"cannot form region URIs: {exc}") from exc
+
+
+def _build(
+    req: ProvisionRequest,
+    base: Path,
+    directory: Path,
+    page: int,
+    uris: tuple[str, tuple[str, ...]],
+) -> ProvisionedEpoch:
     regions = _regions(req, page)
-    dir_mode = req.permissions_mode | 0o110
+    dir_mode = directory_mode(req.permissions_mode)
     try:
         sfd = make_dirs_nofollow(directory, dir_mode, owned_below=base)
     except OSError as exc:
@@ -217,16 +248,15 @@ def _build(req: ProvisionRequest, base: Path, directory: Path, page: int) -> Pro
             raise
     finally:
         os.close(sfd)
-    final = directory / epoch_name
+    header_uri, pool_uris = uris
     return ProvisionedEpoch(
         stream_id=req.stream_id,
         epoch=req.epoch,
-        directory=final,
-        header_uri=format_region_uri(str(final / HEADER_RING_NAME), req.hugepages),
+        directory=directory / epoch_name,
+        header_uri=header_uri,
         pools=tuple(
-            PoolRegion(pool_id, stride, req.header_nslots,
-                       format_region_uri(str(final / pool_file_name(pool_id)), req.hugepages))
-            for pool_id, stride in req.pools
+            PoolRegion(pool_id, stride, req.header_nslots, uri)
+            for (pool_id, stride), uri in zip(req.pools, pool_uris, strict=True)
         ),
         locked_maps=tuple(locked),
     )

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 from config import DriverConfig
 
-# The smallest valid file: one profile, one static stream.
+# The smallest valid file: one profile, one static stream (a stride every page size divides).
 MINIMAL = """
 [profiles.p]
-payload_pools = [{ pool_id = 1, stride_bytes = 64 }]
+payload_pools = [{ pool_id = 1, stride_bytes = 65536 }]
 
 [streams.s]
 stream_id = 10000

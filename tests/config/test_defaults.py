@@ -130,7 +130,7 @@ class TestSpecDefaultsOfAMinimalFile:
         )
 
     def test_profile_defaults(self, load: Load) -> None:
-        assert load(MINIMAL).profiles["p"] == Profile("p", 1024, 256, (PoolSpec(1, 64),))
+        assert load(MINIMAL).profiles["p"] == Profile("p", 1024, 256, (PoolSpec(1, 65536),))
 
     def test_shm_defaults(self, load: Load) -> None:
         assert load(MINIMAL).shm == default_config({}).shm

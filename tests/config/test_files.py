@@ -70,11 +70,11 @@ def test_loads_from_a_file(tmp_path: Path) -> None:
         ("[admin]\nfuture_key = 1\n", "admin.future_key"),
         ("[streams.t]\nstream_id = 5\nfuture_key = 1\n", "streams.t.future_key"),
         (
-            "[profiles.q]\nfuture_key = 1\npayload_pools = [{pool_id=1, stride_bytes=64}]\n",
+            "[profiles.q]\nfuture_key = 1\npayload_pools = [{pool_id=1, stride_bytes=65536}]\n",
             "profiles.q.future_key",
         ),
         (
-            "[profiles.q]\npayload_pools = [{pool_id=1, stride_bytes=64, hugepages=true}]\n",
+            "[profiles.q]\npayload_pools = [{pool_id=1, stride_bytes=65536, hugepages=true}]\n",
             "profiles.q.payload_pools[0].hugepages",
         ),
         ("[telemetry]\nport = 1\n", "[telemetry]"),

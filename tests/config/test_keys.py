@@ -165,7 +165,7 @@ def test_inline_and_array_of_tables_pools_are_the_same(load: Load) -> None:
     tables = load("""
 [[profiles.p.payload_pools]]
 pool_id = 1
-stride_bytes = 64
+stride_bytes = 65536
 
 [streams.s]
 stream_id = 10000

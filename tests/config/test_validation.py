@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from config import ConfigError
 from tests.config.helpers import MINIMAL, Load
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 POOL = "payload_pools = [{ pool_id = 1, stride_bytes = 64 }]"
 STREAM = '[streams.s]\nstream_id = 10000\nprofile = "p"\n'
@@ -247,12 +252,6 @@ CASES = [
         "no profile named 'q' (known: p)",
     ),
     ("streams = 1\n" + f"[profiles.p]\n{POOL}\n", "streams", "must be a table"),
-    # policies
-    (
-        with_minimal("policies", 'default_profile = "nope"'),
-        "policies.default_profile",
-        "no profile named 'nope'",
-    ),
     # admin
     (
         with_minimal("admin", 'run_dir = "relative/dir"'),
@@ -308,6 +307,48 @@ stream_id = 1
     assert str(info.value) == (
         "profiles.small.payload_pools[1].stride_bytes: must be a power of two >= 64, got 100"
     )
+
+
+@pytest.mark.parametrize("char", [" ", "|", "?"])
+@pytest.mark.parametrize("where", ["file", "env"])
+def test_a_base_dir_no_region_uri_can_carry_is_refused(load: Load, char: str, where: str) -> None:
+    """shm-layout.md §6: otherwise every attach would fail when its URI is formed."""
+    path = f"/dev/shm/tp{char}x"
+    if where == "file":
+        text = with_minimal("shm", f'base_dir = "{path}"\nallowed_base_dirs = ["/dev/shm"]')
+        env = {}
+    else:
+        text = with_minimal("shm", 'allowed_base_dirs = ["/dev/shm"]')
+        env = {"SHM_BASE_DIR": path}
+    with pytest.raises(ConfigError) as info:
+        load(text, env)
+    assert info.value.key == ("shm.base_dir" if where == "file" else
+                              "SHM_BASE_DIR (overrides shm.base_dir)")
+    assert f"contains {char!r}" in info.value.problem
+    assert "region URI" in info.value.problem
+
+
+def test_a_base_dir_that_resolves_to_a_path_no_uri_can_carry_is_refused(
+    load: Load, tmp_path: Path
+) -> None:
+    target = tmp_path / "a b"
+    target.mkdir()
+    (tmp_path / "link").symlink_to(target)
+    text = with_minimal("shm", f'base_dir = "{tmp_path / "link"}"\nallowed_base_dirs = ["/"]')
+    with pytest.raises(ConfigError) as info:
+        load(text)
+    assert info.value.key == "shm.base_dir"
+    assert "resolves to" in info.value.problem
+    assert "contains ' '" in info.value.problem
+
+
+@pytest.mark.parametrize("key", ["base_dir", "allowed_base_dirs", "run_dir"])
+def test_a_nul_in_a_path_is_a_config_error(load: Load, key: str) -> None:
+    table, value = ("admin", '"/a\\u0000b"') if key == "run_dir" else ("shm", '"/a\\u0000b"')
+    if key == "allowed_base_dirs":
+        value = f"[{value}]"
+    with pytest.raises(ConfigError, match="NUL"):
+        load(with_minimal(table, f"{key} = {value}"))
 
 
 def test_base_dir_inside_an_allowed_dir_is_accepted(load: Load) -> None:

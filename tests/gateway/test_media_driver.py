@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pyaeron
 import pytest
 
-from actors.instance_lock import InstanceLock, InstanceLockError, directory_mode
+from actors.instance_lock import InstanceLock, InstanceLockError
 from actors.media_driver import (
     cnc_pid,
     driver_is_live,
@@ -137,9 +137,3 @@ def test_lock_of_a_killed_holder_is_free(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
-
-
-def test_directory_mode_adds_execute_where_read_is_granted() -> None:
-    assert directory_mode(0o660) == 0o770
-    assert directory_mode(0o600) == 0o700
-    assert directory_mode(0o644) == 0o755

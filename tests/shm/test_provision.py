@@ -106,6 +106,18 @@ def test_failure_leaves_nothing_visible(
     assert [p.name for p in stream_dir(base, "default", 10000).iterdir()] == []
 
 
+@pytest.mark.parametrize("name", ["with space", "pipe|dir", "query?dir"])
+def test_a_base_dir_no_uri_can_carry_fails_before_anything_is_created(
+    request_for: RequestFor, base: Path, name: str
+) -> None:
+    """shm-layout.md §6: the URI is formed first, so no unannounceable epoch is left behind."""
+    bad = base / name
+    bad.mkdir()
+    with pytest.raises(ProvisionError, match=r"cannot form region URIs: .*contains"):
+        provision_epoch(request_for(base_dir=bad, allowed_base_dirs=(bad,)))
+    assert list(bad.iterdir()) == []
+
+
 def test_mlock_keeps_the_mappings_until_released(request_for: RequestFor) -> None:
     epoch = provision_epoch(request_for(mlock=True))
     assert len(epoch.locked_maps) == 3
