@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -15,7 +17,6 @@ from .conftest import REPO, child_env, write_config
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
     from .conftest import DriverFactory, DriverProc
     from .rawclient import RawClient
@@ -122,3 +123,36 @@ def test_keygen_prints_a_curve_key_pair() -> None:
     keys = dict(line.split(" = ") for line in result.stdout.splitlines())
     assert sorted(keys) == ["public_key", "secret_key"]
     assert all(len(value.strip('"')) == 40 for value in keys.values())
+
+
+def run_installed(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The ``tensorpool-driver`` console script of this venv, as a user runs it: from another
+    directory and without PYTHONPATH (which would hide a stale copy in site-packages)."""
+    script = Path(sys.executable).parent / "tensorpool-driver"
+    assert script.exists(), f"{script} missing: install the project (uv sync)"
+    env = {k: v for k, v in child_env().items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [str(script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("args", [("--help",), ("keygen", "--help")])
+def test_the_console_script_runs_the_current_launcher(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    installed = run_installed(*args, cwd=tmp_path)
+    checkout = run_launcher(*args)
+    assert installed.returncode == checkout.returncode == 0, installed.stderr
+    assert installed.stdout == checkout.stdout
+    assert installed.stderr == checkout.stderr == ""
+
+
+def test_no_copy_of_the_launcher_in_site_packages() -> None:
+    # An editable install that force-includes launcher.py leaves a copy that goes stale.
+    assert not (Path(sysconfig.get_paths()["purelib"]) / "launcher.py").exists()
