@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING, Self
 
 from shm.errors import ShmError
-from shm.paths import directory_mode, user_dir_name, validate_namespace
+from shm.paths import directory_mode, namespace_dir
 from shm.safe_fs import make_dirs_nofollow
 
 if TYPE_CHECKING:
@@ -27,11 +27,6 @@ LOCK_NAME = "driver.lock"
 
 class InstanceLockError(RuntimeError):
     """Another driver holds the namespace, or the lock file cannot be created."""
-
-
-def namespace_dir(base_dir: Path, namespace: str) -> Path:
-    """``<base_dir>/tensorpool-<user>/<namespace>`` (shm-layout.md §5)."""
-    return base_dir / user_dir_name() / validate_namespace(namespace)
 
 
 class InstanceLock:

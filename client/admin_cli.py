@@ -37,6 +37,7 @@ from client.admin_protocol import (
     status_socket_path,
 )
 from config import ConfigError, load_config
+from shm.paths import namespace_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -212,18 +213,49 @@ def _curve_client(args: argparse.Namespace, endpoint: str, prog: str) -> _CurveC
     return _CurveClient(server, public, secret)
 
 
-def _locate(args: argparse.Namespace, prog: str) -> tuple[str, Path | None, _CurveClient | None]:
-    """(status endpoint, run dir, CURVE keys) from --endpoint, or --config and the environment."""
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where to ask, and (from a configuration) which driver the answer should come from."""
+
+    endpoint: str
+    run_dir: Path | None = None
+    curve: _CurveClient | None = None
+    namespace_dir: Path | None = None
+
+
+def _locate(args: argparse.Namespace, prog: str) -> _Target:
+    """The status endpoint from --endpoint, or from --config and the environment."""
     if args.endpoint:
         endpoint = str(args.endpoint)
-        return endpoint, None, _curve_client(args, endpoint, prog)
+        return _Target(endpoint, curve=_curve_client(args, endpoint, prog))
     if args.server_key is not None or args.client_key_file is not None:
         raise _UsageError(f"{prog}: --server-key/--client-key-file need --endpoint tcp://...")
     config = load_config(args.config, os.environ)
     if not config.admin.enabled or config.admin.run_dir is None:
         raise _NoDriverError(f"{prog}: the admin plane is disabled in this configuration")
     run_dir = config.admin.run_dir
-    return ipc_endpoint(status_socket_path(run_dir)), run_dir, None
+    base = Path(os.path.realpath(config.shm.base_dir))
+    return _Target(
+        ipc_endpoint(status_socket_path(run_dir)),
+        run_dir=run_dir,
+        namespace_dir=namespace_dir(base, config.shm.namespace),
+    )
+
+
+def _warn_if_another_driver(target: _Target, body: object, prog: str) -> None:
+    """Drivers left at one ``instance_id`` share a run dir, and only the first serves it: say
+    so when the driver that answered is not the one this configuration describes."""
+    if target.namespace_dir is None or not isinstance(body, dict):
+        return
+    driver = body.get("driver")
+    served = driver.get("shm_namespace_dir") if isinstance(driver, dict) else None
+    if isinstance(served, str) and Path(served) != target.namespace_dir:
+        _line(
+            sys.stderr,
+            f"{prog}: note: the driver answering at {target.endpoint} serves {served}, not"
+            f" {target.namespace_dir} of this configuration (drivers with the same"
+            " driver.instance_id share one admin run dir; give each its own)",
+        )
 
 
 def _request(
@@ -314,9 +346,12 @@ def status_main(argv: Sequence[str] | None = None, out: TextIO | None = None) ->
     context: zmq.Context[Socket] = zmq.Context()
 
     def status() -> int:
-        endpoint, _, curve = _locate(args, prog)
-        reply = _request(context, endpoint, {"cmd": CMD_STATUS}, args.timeout, prog, curve=curve)
-        body = _ok_reply(reply, endpoint, prog).get("status")
+        target = _locate(args, prog)
+        reply = _request(
+            context, target.endpoint, {"cmd": CMD_STATUS}, args.timeout, prog, curve=target.curve
+        )
+        body = _ok_reply(reply, target.endpoint, prog).get("status")
+        _warn_if_another_driver(target, body, prog)
         if args.json:
             _line(stdout, json.dumps(body, indent=2))
         elif isinstance(body, dict):
@@ -363,7 +398,8 @@ def events_main(argv: Sequence[str] | None = None, out: TextIO | None = None) ->
     sub = context.socket(zmq.SUB)
 
     def events() -> int:
-        endpoint, run_dir, curve = _locate(args, prog)
+        target = _locate(args, prog)
+        run_dir = target.run_dir
         events_endpoint = args.events_endpoint or (
             ipc_endpoint(events_socket_path(run_dir)) if run_dir is not None else None
         )
@@ -372,7 +408,7 @@ def events_main(argv: Sequence[str] | None = None, out: TextIO | None = None) ->
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         sub.connect(events_endpoint)
-        joined = _Join(context, endpoint, curve, events_endpoint, prog)
+        joined = _Join(context, target.endpoint, target.curve, events_endpoint, prog)
         early = joined.wait(sub, args.timeout or 3.0)
         _line(sys.stderr, f"{prog}: following {events_endpoint} (Ctrl-C to stop)")
         return _follow(sub, args, stdout, prog, early)

@@ -56,13 +56,18 @@ def directory_mode(file_mode: int) -> int:
     return file_mode | 0o110
 
 
-def stream_dir(base_dir: Path, namespace: str, stream_id: int) -> Path:
-    """The directory holding every epoch of ``stream_id``."""
+def namespace_dir(base_dir: Path, namespace: str) -> Path:
+    """``<base_dir>/tensorpool-<user>/<namespace>``: one driver's share of the base dir."""
     if not base_dir.is_absolute():
         raise PathError(f"base dir {str(base_dir)!r} is not absolute")
+    return base_dir / user_dir_name() / validate_namespace(namespace)
+
+
+def stream_dir(base_dir: Path, namespace: str, stream_id: int) -> Path:
+    """The directory holding every epoch of ``stream_id``."""
     if not 0 <= stream_id <= _U32_MAX:
         raise PathError(f"stream id {stream_id} is not a uint32")
-    return base_dir / user_dir_name() / validate_namespace(namespace) / str(stream_id)
+    return namespace_dir(base_dir, namespace) / str(stream_id)
 
 
 def epoch_dir(base_dir: Path, namespace: str, stream_id: int, epoch: int) -> Path:

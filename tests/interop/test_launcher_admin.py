@@ -120,7 +120,8 @@ def stop(drv: DriverProc) -> None:
     assert drv.wait_exit() == 0, drv.lines
 
 
-def status_json(config: Path) -> dict[str, object]:
+def status_json(config: Path, stderr: list[str] | None = None) -> dict[str, object]:
+    """The ``status --json`` body reached through ``config``; its stderr into ``stderr``."""
     result = subprocess.run(
         [sys.executable, str(REPO / "launcher.py"), "status", "--json", "--config", str(config)],
         cwd=REPO,
@@ -131,6 +132,8 @@ def status_json(config: Path) -> dict[str, object]:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+    if stderr is not None:
+        stderr.append(result.stderr)
     body = json.loads(result.stdout)
     assert isinstance(body, dict)
     return body
@@ -155,8 +158,17 @@ def test_two_drivers_with_the_default_instance_id_both_run(drivers: Drivers, xdg
     running = second.wait_line(lambda line: "running:" in line)
     assert running.endswith("admin not started (see the warning above)")
     # The run dir still belongs to the first driver, and its status plane answers.
-    body = status_json(first.config_path)
+    own: list[str] = []
+    body = status_json(first.config_path, own)
     assert str(first.root / "shm") in json.dumps(body)
+    assert "note:" not in own[0]
+    # Asked through the second's configuration, status says the answer is the first's.
+    other: list[str] = []
+    answered = status_json(second.config_path, other)["driver"]
+    assert isinstance(answered, dict)
+    assert str(first.root / "shm") in answered["shm_namespace_dir"]
+    assert "note: the driver answering at" in other[0]
+    assert str(second.root / "shm") in other[0]
     drivers.close_clients()
     stop(second)
     stop(first)
