@@ -36,6 +36,7 @@ from actors.driver_leases import (
     on_detach,
     on_epoch_provision_failed,
     on_epoch_provisioned,
+    on_intake_caught_up,
     on_keepalive,
     on_lease_check,
     on_lease_ended,
@@ -57,6 +58,7 @@ from messages.events import (
     EVENT_SHUTDOWN,
     AnnounceTimerFired,
     AttachVersionUnsupported,
+    IntakeCaughtUp,
     LeaseCheckTimerFired,
     ShutdownRequested,
     ShutdownTimerFired,
@@ -192,6 +194,7 @@ DRIVER_MACHINE: Final = Machine[DriverModel](
     },
     handlers={
         ("Init", DriverStarted): _started,
+        ("Driver", IntakeCaughtUp): on_intake_caught_up,
         ("Running", ShmAttachRequest): on_attach,
         ("Running", AttachVersionUnsupported): on_version_unsupported,
         ("Running", StreamReady): on_stream_ready,

@@ -169,6 +169,8 @@ class DriverModel(HsmModel):
         self.counters: Counter[str] = Counter()
         self.intensity = intensity or RestartIntensity()
         self.draining = False
+        # How far the gateway has read the control stream (IntakeCaughtUp); None: no gateway.
+        self.intake_ns: int | None = None
         self.stopped = False
         self.skip_drain = False
         self.shutdown_reason = ShutdownReason.NORMAL

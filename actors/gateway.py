@@ -33,6 +33,7 @@ from messages.events import (
     COUNTER_IGNORED,
     COUNTER_PUBLISH_FAILED,
     AttachVersionUnsupported,
+    IntakeCaughtUp,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ COUNTER_RECEIVED = "gateway.received"  # + "." + message class name
 COUNTER_AERON_ERRORS = "gateway.aeron_errors"
 
 FRAGMENT_LIMIT = 10  # driver-behaviour.md §2: at most 10 fragments per poll
+INTAKE_REPORT_NS = 20_000_000  # IntakeCaughtUp at most every 20 ms: expiry lags by that much
 # Idle park ceiling. Measured on the 2-core VM (bench/attach.py): a 1 ms park keeps the idle
 # driver near 1-2 % of a core, while 100 us costs ~9 %; the extra latency (<= 1 ms on the
 # first message after a quiet spell) is small next to provisioning an epoch, and the C
@@ -146,6 +148,7 @@ class ControlGateway:
         self._startup_error: BaseException | None = None
         self.fatal_reason: str | None = None
         self._own_sessions: frozenset[int] = frozenset()
+        self._intake_told_ns = 0
         self._thread = threading.Thread(target=self._run, name="control-gateway", daemon=True)
 
     # ---------------------------------------------------------------- any thread
@@ -285,7 +288,7 @@ class ControlGateway:
             work = 0
             if self._target is not None and not self._closing:
                 if self._backlog() < self._max_backlog:
-                    work += sub.poll(self._on_fragment, FRAGMENT_LIMIT)
+                    work += self._poll(sub)
                 else:
                     self._counters.inc(COUNTER_THROTTLED)
             now = time.monotonic_ns()
@@ -301,6 +304,31 @@ class ControlGateway:
                         _log.warning("close: flush deadline passed with messages queued")
                 return
             idle.idle(work)
+
+    def _poll(self, sub: Any) -> int:
+        """Read up to FRAGMENT_LIMIT requests; having drained the log, report the horizon.
+
+        A poll that returns fewer fragments than it may has reached the end of the log, so
+        everything published before it started has been told to the target, ahead of the
+        ``IntakeCaughtUp`` stamped with that start (lease expiry waits for it).
+        """
+        started_ns = time.monotonic_ns()
+        read: int = sub.poll(self._on_fragment, FRAGMENT_LIMIT)
+        if read < FRAGMENT_LIMIT and started_ns - self._intake_told_ns >= INTAKE_REPORT_NS:
+            self._intake_told_ns = started_ns
+            self._tell(IntakeCaughtUp(started_ns))
+        return read
+
+    def _tell(self, message: object) -> None:
+        """Tell the target; a target that raises is counted, never lets Aeron work stop."""
+        target = self._target
+        if target is None:
+            return
+        try:
+            target.tell(message)
+        except Exception as exc:
+            self._counters.inc(COUNTER_HANDLER_ERRORS)
+            self._rate_log.log(logging.ERROR, "handler", "telling the driver failed: %r", exc)
 
     def _route_outgoing(
         self, control_q: PublicationQueue, announce_q: PublicationQueue, now_ns: int
@@ -320,7 +348,7 @@ class ControlGateway:
                 continue
             is_announce = isinstance(message, messages.ShmPoolAnnounce)
             q = announce_q if is_announce else control_q
-            q.push(data, name=name, detail=_describe(message), soft=is_announce)
+            q.push(data, name=name, detail=_describe(message), soft=is_announce, now_ns=now_ns)
             if len(q) == 1:
                 q.drain(now_ns)
         return moved

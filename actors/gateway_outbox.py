@@ -1,10 +1,14 @@
-"""One publication's outgoing FIFO: encoded messages offered in order, retried head of line.
+"""One publication's outgoing FIFO: encoded messages offered in order, each with a deadline.
 
 Only the gateway's poll thread touches a ``PublicationQueue``. The spec orders some replies
 (revoke, then announce, then detach response), so a message that cannot be offered blocks
-the ones behind it on the same publication until it goes out or its deadline passes; it is
-never skipped. A retry happens on a later loop turn, never by spinning here: the subscriber
-we wait for may be our own control subscription, drained by the same thread.
+the ones behind it on the same publication; within its deadline it is never skipped. The
+deadline is the longest a message may spend queued, counted from ``push``: when a
+subscriber never reads, everything older than the deadline is dropped in one pass, so the
+queue holds at most what was pushed within the last deadline and a fresh reply never waits
+behind a backlog of stale ones. A retry happens on a later loop turn, never by spinning
+here: the subscriber we wait for may be our own control subscription, drained by the same
+thread.
 """
 
 from __future__ import annotations
@@ -38,11 +42,11 @@ class _Pending:
     name: str  # message class name, for logs and counters
     detail: str  # short description of what would be lost
     soft: bool  # soft state (announces): dropped at once when nobody listens
-    first_try_ns: int | None = None
+    pushed_ns: int  # when it was queued: its deadline runs from here
 
 
 class PublicationQueue:
-    """FIFO of encoded messages for one publication, with a bounded head-of-line retry."""
+    """FIFO of encoded messages for one publication; none waits longer than the deadline."""
 
     def __init__(
         self,
@@ -63,13 +67,15 @@ class PublicationQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def push(self, data: bytes, *, name: str, detail: str, soft: bool) -> None:
-        """Queue one encoded message behind the ones already waiting."""
-        self._items.append(_Pending(data, name, detail, soft))
+    def push(self, data: bytes, *, name: str, detail: str, soft: bool, now_ns: int) -> None:
+        """Queue one encoded message behind the ones already waiting; its deadline starts now."""
+        self._items.append(_Pending(data, name, detail, soft, now_ns))
 
     def drain(self, now_ns: int) -> int:
-        """Offer queued messages in order until one cannot go out; returns how many left.
+        """Offer queued messages in order until one within its deadline cannot go out.
 
+        Returns how many were sent. A refused message past its deadline is dropped and the
+        pass goes on with the next, so one call clears every expired message.
         ``PublicationClosed`` and ``MaxPositionExceeded`` propagate: the publication is
         gone and the gateway treats that as fatal.
         """
@@ -102,11 +108,13 @@ class PublicationQueue:
             self._items.popleft()
             self._counters.inc(f"{COUNTER_PUBLISH_FAILED}.{item.name}.{code}")
             return True
-        if item.first_try_ns is None:
-            item.first_try_ns = now_ns
-        if now_ns - item.first_try_ns >= self._deadline_ns:
+        age_ns = now_ns - item.pushed_ns
+        if age_ns >= self._deadline_ns:
             self._items.popleft()
-            self._drop(item, f"still {code} after {self._deadline_ns / 1e9:.3g} s", code)
+            limit = self._deadline_ns / 1e9
+            self._drop(
+                item, f"still {code} after {age_ns / 1e9:.3g} s queued, limit {limit:.3g} s", code
+            )
             return True
         self._counters.inc(COUNTER_PUBLISH_RETRIES)
         return False

@@ -50,10 +50,20 @@ def default_config(env: Mapping[str, str] = os.environ) -> DriverConfig:
 def parse_config(
     text: str, *, source: str = "<string>", env: Mapping[str, str] = os.environ
 ) -> DriverConfig:
+    """Parse and validate ``text``; any failure is a one-line ``ConfigError`` naming ``source``."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, f"invalid TOML: {exc}") from exc
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively: a few hundred levels
+        # exhaust the stack. Dropping the cause keeps a thousand-frame traceback out of logs.
+        raise ConfigError(
+            source, "invalid TOML: arrays or inline tables nested too deeply to parse"
+        ) from None
+    except ValueError as exc:  # an integer beyond Python's digit limit for int()
+        reason = str(exc).split(";", 1)[0]  # drop the hint about sys.set_int_max_str_digits
+        raise ConfigError(source, f"invalid TOML: unreadable value: {reason}") from exc
     return build_config(raw, env)
 
 

@@ -58,6 +58,20 @@ class ArmShutdownTimer:
 
 
 @dataclass(frozen=True, slots=True)
+class IntakeCaughtUp:
+    """The gateway has read the control stream up to ``now_ns`` and told all of it first.
+
+    A keepalive can be late to the driver without being late on the wire: while a flood holds
+    the gateway back, it waits unread in the Aeron log. Leases therefore expire only up to the
+    newest of these horizons (mailbox order puts everything read before it ahead of it). Time
+    is CLOCK_MONOTONIC, the driver clock's domain. Until the first one arrives (no gateway:
+    tests, embedding) expiry follows the timer alone.
+    """
+
+    now_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class AttachVersionUnsupported:
     """An attach request of a newer schema version arrived; it must be answered UNSUPPORTED."""
 
@@ -142,6 +156,7 @@ COUNTER_KEEPALIVE_IGNORED: Final = "keepalive.ignored"
 COUNTER_DETACH_OK: Final = "detach.ok"
 COUNTER_DETACH_REJECTED: Final = "detach.rejected"
 COUNTER_REVOKE: Final = "revoke"  # + "." + reason name: DETACHED, EXPIRED, REVOKED
+COUNTER_EXPIRY_DEFERRED: Final = "expiry.deferred"  # sweeps that spared a due lease: intake lag
 COUNTER_EPOCH_BUMPS: Final = "epoch.bumps"
 COUNTER_PROVISION_FAILED: Final = "provision.failed"
 COUNTER_ANNOUNCES: Final = "announce.sent"

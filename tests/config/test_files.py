@@ -54,6 +54,39 @@ def test_toml_syntax_error_names_the_file_and_line(tmp_path: Path, text: str, li
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "[" * 2000 + "]" * 2000,
+        "{ b = " * 2000 + "1" + " }" * 2000,
+        "[{ b = " * 1000 + "1" + " }]" * 1000,
+    ],
+    ids=["arrays", "inline-tables", "mixed"],
+)
+def test_toml_nested_too_deeply_is_a_one_line_error_naming_the_file(
+    tmp_path: Path, value: str
+) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text(MINIMAL + f"\n[driver]\nhostile = {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert info.value.key == str(path)
+    assert info.value.problem == "invalid TOML: arrays or inline tables nested too deeply to parse"
+    assert info.value.__cause__ is None  # no thousand-frame traceback carried along
+
+
+def test_toml_integer_past_the_digit_limit_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "long.toml"
+    path.write_text(MINIMAL + "\n[driver]\ncontrol_stream_id = " + "9" * 5000 + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert info.value.key == str(path)
+    assert info.value.problem.startswith("invalid TOML: unreadable value: ")
+    assert "digits" in info.value.problem
+    assert "set_int_max_str_digits" not in info.value.problem
+    assert "\n" not in str(info.value)
+
+
 def test_loads_from_a_file(tmp_path: Path) -> None:
     path = tmp_path / "ok.toml"
     path.write_text(MINIMAL)

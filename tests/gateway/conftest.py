@@ -11,6 +11,7 @@ import pykka
 import pytest
 
 from actors.gateway import ControlGateway, GatewayChannels
+from messages.events import IntakeCaughtUp
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -34,24 +35,29 @@ def channels(*, shared_announce: bool = False) -> GatewayChannels:
 
 
 class Recorder(pykka.ThreadingActor):
-    """Stub DriverActor: records what the gateway tells it."""
+    """Stub DriverActor: records what the gateway tells it, intake horizons apart."""
 
-    def __init__(self, seen: list[Any], cond: threading.Condition) -> None:
+    def __init__(self, recording: Recording) -> None:
         super().__init__()
-        self._seen = seen
-        self._cond = cond
+        self._rec = recording
 
     def on_receive(self, message: Any) -> None:
-        with self._cond:
-            self._seen.append(message)
-            self._cond.notify_all()
+        rec = self._rec
+        with rec.cond:
+            if isinstance(message, IntakeCaughtUp):
+                rec.intake.append((message, len(rec.messages)))
+            else:
+                rec.messages.append(message)
+            rec.cond.notify_all()
 
 
 class Recording:
     def __init__(self) -> None:
         self.messages: list[Any] = []
+        # Each IntakeCaughtUp with how many requests had been told before it.
+        self.intake: list[tuple[IntakeCaughtUp, int]] = []
         self.cond = threading.Condition()
-        self.ref = Recorder.start(self.messages, self.cond)
+        self.ref = Recorder.start(self)
 
     def wait_for(self, predicate: Callable[[list[Any]], bool], timeout: float = 5.0) -> list[Any]:
         with self.cond:

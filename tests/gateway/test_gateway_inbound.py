@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import struct
+import time
 from typing import TYPE_CHECKING
 
 import pytest
 
 import messages
+from actors.gateway import INTAKE_REPORT_NS
 from messages import (
     Bool,
     ConsumerHello,
@@ -257,3 +260,48 @@ def test_a_full_driver_mailbox_stops_reading_until_it_drains(
     assert recording.messages == []
     backlog[0] = 9  # below the bound again: the waiting request is read and told
     assert recording.wait_for(lambda seen: len(seen) >= 1) == [keepalive(1)]
+
+
+def test_intake_horizons_come_after_every_request_sent_before_them(
+    gateway_and_peer: tuple[ControlGateway, Peer], recording: Recording
+) -> None:
+    _, peer = gateway_and_peer
+    sent_ns: list[int] = []
+    for lease_id in range(1, 26):
+        peer.send(messages.encode(keepalive(lease_id)))
+        sent_ns.append(time.monotonic_ns())  # the offer has completed: it is in the log
+    last = sent_ns[-1]
+    with recording.cond:
+        assert recording.cond.wait_for(
+            lambda: any(ev.now_ns > last for ev, _ in recording.intake), 5.0
+        ), recording.intake
+        horizons = list(recording.intake)
+    assert len(recording.messages) == 25
+    for ev, told_before in horizons:
+        # Everything in the log when the horizon's poll began was told ahead of it.
+        assert told_before >= sum(1 for t in sent_ns if t < ev.now_ns), (ev, told_before)
+    stamps = [ev.now_ns for ev, _ in horizons]
+    assert stamps == sorted(stamps)
+    assert all(b - a >= INTAKE_REPORT_NS for a, b in itertools.pairwise(stamps))
+
+
+def test_no_intake_horizon_while_a_full_mailbox_holds_reading_back(
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
+) -> None:
+    gw = make_gateway(max_backlog=10)
+    backlog = [10]
+    gw.bind(recording.ref, backlog=lambda: backlog[0])
+    peer = make_peer()
+    peer.send(messages.encode(keepalive(1)))
+    held_since = time.monotonic_ns()
+    peer.poll_until(lambda: gw.counters().get("gateway.throttled_polls", 0) >= 50)
+    with recording.cond:
+        assert [ev for ev, _ in recording.intake if ev.now_ns > held_since] == []
+    backlog[0] = 0
+    with recording.cond:
+        assert recording.cond.wait_for(
+            lambda: any(ev.now_ns > held_since for ev, _ in recording.intake), 5.0
+        )
+        assert recording.messages == [keepalive(1)]

@@ -69,6 +69,18 @@ def test_bad_config_names_the_key_exits_2_and_creates_nothing(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["driver.toml"]
 
 
+def test_config_nested_too_deeply_exits_2_with_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + "\n[hostile]\nx = " + "[" * 2000 + "]" * 2000 + "\n")
+    result = run_launcher("--config", str(config), "--aeron-dir", str(tmp_path / "aeron"))
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert str(config) in lines[0]
+    assert "nested too deeply" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["driver.toml"]
+
+
 def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     result = run_launcher("--config", str(tmp_path / "nope.toml"))
     assert result.returncode == 2

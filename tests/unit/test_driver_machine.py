@@ -45,7 +45,12 @@ from messages.control import (
     ShmLeaseKeepalive,
     ShutdownReason,
 )
-from messages.events import LeaseCheckTimerFired, ShutdownTimerFired
+from messages.events import (
+    COUNTER_EXPIRY_DEFERRED,
+    IntakeCaughtUp,
+    LeaseCheckTimerFired,
+    ShutdownTimerFired,
+)
 from messages.wire import Bool, ConsumerConfig, ConsumerHello, Mode, ShmPoolAnnounce
 from tests.unit.helpers import INFO, TTL, attach_request, new_driver, sends
 
@@ -225,6 +230,32 @@ def test_expiry_is_strict_and_starts_the_revoke_chain(driver: Hsm[DriverModel]) 
         TellLease(lease_id, EndLease(reason=LeaseRevokeReason.EXPIRED, now_ns=TTL + 1))
     ]
     assert driver.model.leases.get(lease_id) is None
+
+
+def test_expiry_waits_for_the_gateway_to_have_read_past_the_deadline(
+    driver: Hsm[DriverModel],
+) -> None:
+    """A keepalive may sit unread in the Aeron log while a flood holds the gateway back: a
+    lease is only due once the gateway has caught up past its deadline."""
+    lease_id = attach(driver)
+    assert driver.dispatch(IntakeCaughtUp(TTL - 5)) == []
+    assert driver.dispatch(LeaseCheckTimerFired(TTL + 500)) == []  # read only up to TTL - 5
+    assert driver.model.counters[COUNTER_EXPIRY_DEFERRED] == 1
+    assert driver.dispatch(IntakeCaughtUp(TTL - 10)) == []  # an older horizon changes nothing
+    assert driver.dispatch(LeaseCheckTimerFired(TTL + 600)) == []
+    driver.dispatch(IntakeCaughtUp(TTL + 1))
+    effects = driver.dispatch(LeaseCheckTimerFired(TTL + 700))
+    assert effects == [
+        TellLease(lease_id, EndLease(reason=LeaseRevokeReason.EXPIRED, now_ns=TTL + 700))
+    ]
+    assert driver.model.counters[COUNTER_EXPIRY_DEFERRED] == 2
+
+
+def test_a_horizon_ahead_of_the_timer_does_not_expire_early(driver: Hsm[DriverModel]) -> None:
+    attach(driver)
+    driver.dispatch(IntakeCaughtUp(TTL * 10))
+    assert driver.dispatch(LeaseCheckTimerFired(TTL)) == []
+    assert driver.model.counters[COUNTER_EXPIRY_DEFERRED] == 0
 
 
 def test_producer_detach_chain(driver: Hsm[DriverModel]) -> None:
