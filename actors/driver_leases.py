@@ -65,6 +65,14 @@ def on_keepalive(m: DriverModel, msg: ShmLeaseKeepalive) -> Outcome:
     record = _matching_lease(m, msg)
     if record is None:
         m.count(COUNTER_KEEPALIVE_IGNORED)
+        m.log.log(
+            logging.INFO,
+            "keepalive:ignored",
+            "keepalive ignored: no lease %d of client %d on stream %d",
+            msg.lease_id,
+            msg.client_id,
+            msg.stream_id,
+        )
         return HANDLED
     m.leases.touch(record.lease_id, m.now_ns + m.ttl_ns)
     m.count(COUNTER_KEEPALIVE_ACCEPTED)
@@ -74,6 +82,15 @@ def on_keepalive(m: DriverModel, msg: ShmLeaseKeepalive) -> Outcome:
 def _reject_detach(m: DriverModel, msg: ShmDetachRequest, code: ResponseCode, text: str) -> None:
     m.send(ShmDetachResponse(correlation_id=msg.correlation_id, code=code, error_message=text))
     m.count(f"{COUNTER_DETACH_REJECTED}.{code.name}")
+    kind = f"detach:{text}"
+    m.log.log(
+        logging.INFO,
+        kind,
+        "detach %d of lease %d rejected: %s",
+        msg.correlation_id,
+        msg.lease_id,
+        text,
+    )
 
 
 def on_detach(m: DriverModel, msg: ShmDetachRequest) -> Outcome:

@@ -125,11 +125,13 @@ def _on_shutdown_request(m: DriverModel, req: ShmDriverShutdownRequest) -> Outco
     expected = m.config.policies.shutdown_token
     if not expected:
         m.count(f"{COUNTER_SHUTDOWN_REQUEST_REJECTED}.disabled")
-        logger.info("shutdown request ignored: no shutdown_token configured")
+        m.log.log(
+            logging.INFO, "shutdown:disabled", "shutdown request ignored: no shutdown_token set"
+        )
         return HANDLED
     if not hmac.compare_digest(req.token.encode(), expected.encode()):
         m.count(COUNTER_SHUTDOWN_REQUEST_REJECTED)
-        logger.warning("shutdown request ignored: wrong token")
+        m.log.log(logging.WARNING, "shutdown:token", "shutdown request ignored: wrong token")
         return HANDLED
     m.shutdown_reason = req.reason
     m.shutdown_message = req.error_message

@@ -7,12 +7,13 @@ leases whose end is in flight, counters. Helpers record effects; they never perf
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from actors.attach_policy import LAYOUT_VERSION
+from actors.attach_policy import LAYOUT_VERSION, TEXT_PROVISION_PREFIX
 from actors.commands import (
     ConsumerAttach,
     EndLease,
@@ -25,6 +26,7 @@ from actors.driver_effects import Emit, Send, TellLease, TellStream
 from actors.hsm import HsmModel
 from actors.ids import LeaseIdAllocator, NodeIdAllocator
 from actors.lease_table import LeaseRecord, LeaseTable
+from actors.rate_limited_log import RateLimitedLog
 from actors.stream_ids import RangeAllocator
 from actors.supervision import RestartIntensity
 from messages.control import (
@@ -169,6 +171,9 @@ class DriverModel(HsmModel):
         self.counters: Counter[str] = Counter()
         self.intensity = intensity or RestartIntensity()
         self.draining = False
+        # Per-request outcomes worth a log line (rejects, ignored requests) go through this:
+        # a flood of bad requests must not become a flood of log lines.
+        self.log = RateLimitedLog(logging.getLogger("actors.driver"), clock=lambda: self.now_ns)
         # How far the gateway has read the control stream (IntakeCaughtUp); None: no gateway.
         self.intake_ns: int | None = None
         self.stopped = False
@@ -211,7 +216,21 @@ class DriverModel(HsmModel):
     def reject_attach(self, correlation_id: int, code: ResponseCode, text: str) -> None:
         self.send(ShmAttachResponse(correlation_id=correlation_id, code=code, error_message=text))
         self.count(f"{COUNTER_ATTACH_REJECTED}.{code.name}")
-        self.count(f"{COUNTER_ATTACH_REJECTED_REASON}.{text}")
+        # Reasons are the spec's fixed texts, except a provisioning failure's detail (paths,
+        # errno text): counted under its fixed prefix so the set of counters stays bounded.
+        reason = (
+            TEXT_PROVISION_PREFIX.rstrip(": ") if text.startswith(TEXT_PROVISION_PREFIX) else text
+        )
+        self.count(f"{COUNTER_ATTACH_REJECTED_REASON}.{reason}")
+        kind = f"attach:{code.name}:{reason}"
+        self.log.log(
+            logging.INFO,
+            kind,
+            "attach %d rejected: %s %s",
+            correlation_id,
+            code.name,
+            text,
+        )
         self.event(EVENT_ATTACH_REJECTED, correlation_id=correlation_id, code=code.name, error=text)
 
     def producer_client_id(self, entry: StreamEntry) -> int:

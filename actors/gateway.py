@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyaeron
 
 import messages
-from actors.gateway_counters import Counters, RateLimitedLog
+from actors.gateway_counters import Counters
 from actors.gateway_outbox import PublicationQueue
+from actors.rate_limited_log import RateLimitedLog
 from messages.events import (
     COUNTER_DECODE_ERRORS,
     COUNTER_HANDLER_ERRORS,

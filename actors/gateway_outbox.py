@@ -23,7 +23,8 @@ import pyaeron
 from messages.events import COUNTER_PUBLISH_FAILED, COUNTER_PUBLISH_RETRIES
 
 if TYPE_CHECKING:
-    from actors.gateway_counters import Counters, RateLimitedLog
+    from actors.gateway_counters import Counters
+    from actors.rate_limited_log import RateLimitedLog
 
 _log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ import pytest
 
 import messages
 from actors.gateway import ControlGateway, GatewayError
-from actors.gateway_counters import Counters, RateLimitedLog
+from actors.gateway_counters import Counters
 from actors.gateway_outbox import PublicationQueue
+from actors.rate_limited_log import RateLimitedLog
 from messages import (
     ClockDomain,
     LeaseRevokeReason,

@@ -7,8 +7,9 @@ import logging
 import pyaeron
 import pytest
 
-from actors.gateway_counters import Counters, RateLimitedLog
+from actors.gateway_counters import Counters
 from actors.gateway_outbox import COUNTER_SENT, PublicationQueue
+from actors.rate_limited_log import RateLimitedLog
 from messages.events import COUNTER_PUBLISH_FAILED, COUNTER_PUBLISH_RETRIES
 
 SECOND = 1_000_000_000

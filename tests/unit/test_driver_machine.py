@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -207,6 +208,40 @@ def test_provision_failure_answers_internal_error_and_releases(driver: Hsm[Drive
     assert 20000 not in model.streams
     assert model.pending == {}
     assert model.node_ids.active == frozenset()
+
+
+def test_provisioning_failures_count_under_one_reason_whatever_their_detail(
+    driver: Hsm[DriverModel],
+) -> None:
+    for detail in ("/a: No space left", "/b: Permission denied"):
+        pending = _pending_of(driver.dispatch(attach_request(correlation_id=1)))
+        driver.dispatch(ProvisionFailed(stream_id=10000, detail=detail, attach=pending))
+    reasons = {k: v for k, v in driver.model.counters.items() if "rejected_reason" in k}
+    assert reasons == {"attach.rejected_reason.failed to provision SHM": 2}
+
+
+def test_a_flood_of_bad_requests_logs_a_line_per_kind_and_second(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    driver = new_driver(tmp_path, shutdown_token="s3cret")
+    wrong = ShmDriverShutdownRequest(
+        correlation_id=1, reason=ShutdownReason.ADMIN, token="guess", error_message=""
+    )
+    with caplog.at_level(logging.INFO, logger="actors.driver"):
+        for _ in range(1000):
+            driver.dispatch(wrong)
+            driver.dispatch(keepalive(12345))
+            driver.dispatch(attach_request(correlation_id=2, role=9))
+        driver.model.now_ns += 1_000_000_000  # a second later: one more line, with the tally
+        driver.dispatch(wrong)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines.count("shutdown request ignored: wrong token") == 1
+    assert "shutdown request ignored: wrong token (999 similar suppressed)" in lines
+    assert sum("keepalive ignored: no lease 12345" in line for line in lines) == 1
+    assert sum("rejected: INVALID_PARAMS invalid role" in line for line in lines) == 1
+    counters = driver.model.counters
+    assert counters["shutdown_request.rejected"] == 1001
+    assert counters["keepalive.ignored"] == 1000
 
 
 def test_keepalive_needs_all_four_ids(driver: Hsm[DriverModel]) -> None:
