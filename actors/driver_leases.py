@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TEXT_UNKNOWN_LEASE = "unknown lease"
+MAX_EXPIRY_DEFERRAL_NS = 10_000_000_000  # how far expiry may wait for the gateway's intake
 
 
 def _matching_lease(
@@ -120,7 +121,12 @@ def on_lease_check(m: DriverModel, ev: LeaseCheckTimerFired) -> Outcome:
     """Expire leases due by the timer's time, but only as far as the gateway has read: a
     keepalive still unread in the Aeron log (a flood holds the gateway back) is not missing."""
     m.now_ns = ev.now_ns
-    horizon = ev.now_ns if m.intake_ns is None else min(ev.now_ns, m.intake_ns)
+    if m.intake_ns is None:
+        horizon = ev.now_ns
+    else:
+        # Capped: a flood that never lets the gateway drain the log must not stop expiry
+        # (and so grow the lease table) for ever; a keepalive is never that late in the log.
+        horizon = min(ev.now_ns, max(m.intake_ns, ev.now_ns - MAX_EXPIRY_DEFERRAL_NS))
     due = m.leases.expired(horizon)
     if horizon < ev.now_ns and len(m.leases.expired(ev.now_ns)) > len(due):
         m.count(COUNTER_EXPIRY_DEFERRED)

@@ -57,6 +57,7 @@ COUNTER_RECEIVED = "gateway.received"  # + "." + message class name
 COUNTER_AERON_ERRORS = "gateway.aeron_errors"
 
 FRAGMENT_LIMIT = 10  # driver-behaviour.md §2: at most 10 fragments per poll
+OWN_SKIP_LIMIT = 256  # own fragments consumed per loop turn while the mailbox is full
 INTAKE_REPORT_NS = 20_000_000  # IntakeCaughtUp at most every 20 ms: expiry lags by that much
 # Idle park ceiling. Measured on the 2-core VM (bench/attach.py): a 1 ms park keeps the idle
 # driver near 1-2 % of a core, while 100 us costs ~9 %; the extra latency (<= 1 ms on the
@@ -292,6 +293,7 @@ class ControlGateway:
                     work += self._poll(sub)
                 else:
                     self._counters.inc(COUNTER_THROTTLED)
+                    work += self._skip_own(sub)
             now = time.monotonic_ns()
             work += self._route_outgoing(control_q, announce_q, now)
             for q in queues:
@@ -319,6 +321,21 @@ class ControlGateway:
             self._intake_told_ns = started_ns
             self._tell(IntakeCaughtUp(started_ns))
         return read
+
+    def _skip_own(self, sub: Any) -> int:
+        """Consume only our own messages while the driver's mailbox is full.
+
+        Our control publication shares its stream with this subscription, and on IPC a
+        publication may run only a window ahead of its slowest subscriber: left unread, our
+        own image would back-pressure every reply we send while the flood waits in the log.
+        The other sessions' images stay unread (that is the back-pressure on their senders).
+        """
+        skipped = 0
+        for session_id in self._own_sessions:
+            image = sub.image_by_session_id(session_id)
+            if image is not None:
+                skipped += image.poll(_ignore_fragment, OWN_SKIP_LIMIT)
+        return skipped
 
     def _tell(self, message: object) -> None:
         """Tell the target; a target that raises is counted, never lets Aeron work stop."""
@@ -417,6 +434,10 @@ class ControlGateway:
                 self._on_fatal(reason)
             except Exception:
                 _log.exception("fatal-error callback failed")
+
+
+def _ignore_fragment(_buf: Any, _header: Any) -> None:
+    """Our own traffic, read back from the shared control stream: nothing to do."""
 
 
 def _no_backlog() -> int:

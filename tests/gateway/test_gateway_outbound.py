@@ -20,6 +20,7 @@ from messages import (
     PayloadPool,
     ResponseCode,
     Role,
+    ShmDetachRequest,
     ShmDetachResponse,
     ShmDriverShutdown,
     ShmLeaseRevoked,
@@ -146,6 +147,36 @@ def test_back_pressure_is_retried_in_order_until_the_subscriber_drains(
     assert decoded(peer.control) == sent
     assert retried()
     assert gw.counters().get(COUNTER_PUBLISH_FAILED, 0) == 0
+
+
+def test_replies_flow_while_a_full_mailbox_holds_requests_back(
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
+) -> None:
+    """Throttled, the gateway still reads back its own messages: otherwise its own control
+    subscription, left behind, would hold its replies to a window of 32 KiB."""
+    gw = make_gateway(max_backlog=10, publish_deadline_ns=30_000_000_000)
+    gw.bind(recording.ref, backlog=lambda: 10)  # the driver's mailbox is at the bound
+    peer = make_peer()
+    peer.send(
+        messages.encode(
+            ShmDetachRequest(
+                correlation_id=1, lease_id=1, stream_id=10000, client_id=7, role=Role.PRODUCER
+            )
+        )
+    )  # a request that must stay unread meanwhile
+    text = "z" * 1000
+    sent = [
+        ShmDetachResponse(correlation_id=i, code=ResponseCode.REJECTED, error_message=text)
+        for i in range(1, 101)
+    ]
+    for m in sent:
+        gw.send(m)
+    peer.poll_until(lambda: len(peer.control) >= 101, timeout=20)  # ours, and its own request
+    assert [m for m in decoded(peer.control) if isinstance(m, ShmDetachResponse)] == sent
+    assert gw.counters().get(COUNTER_PUBLISH_FAILED, 0) == 0
+    assert recording.messages == []  # the request still waits in the log
 
 
 def test_back_pressure_past_the_deadline_drops_and_counts(

@@ -30,6 +30,7 @@ from actors.driver_effects import (
     TellLease,
     TellStream,
 )
+from actors.driver_leases import MAX_EXPIRY_DEFERRAL_NS
 from actors.driver_machine import DriverStarted, new_driver_hsm
 from actors.driver_model import DriverModel
 from actors.supervision import CHILD_STREAM
@@ -284,6 +285,19 @@ def test_expiry_waits_for_the_gateway_to_have_read_past_the_deadline(
         TellLease(lease_id, EndLease(reason=LeaseRevokeReason.EXPIRED, now_ns=TTL + 700))
     ]
     assert driver.model.counters[COUNTER_EXPIRY_DEFERRED] == 2
+
+
+def test_a_gateway_that_never_catches_up_delays_expiry_by_at_most_the_cap(
+    driver: Hsm[DriverModel],
+) -> None:
+    lease_id = attach(driver)
+    driver.dispatch(IntakeCaughtUp(0))  # and never again: a flood that never drains
+    late = TTL + MAX_EXPIRY_DEFERRAL_NS
+    assert driver.dispatch(LeaseCheckTimerFired(late)) == []
+    effects = driver.dispatch(LeaseCheckTimerFired(late + 1))
+    assert effects == [
+        TellLease(lease_id, EndLease(reason=LeaseRevokeReason.EXPIRED, now_ns=late + 1))
+    ]
 
 
 def test_a_horizon_ahead_of_the_timer_does_not_expire_early(driver: Hsm[DriverModel]) -> None:
