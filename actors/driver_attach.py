@@ -92,10 +92,10 @@ def _pending_in_the_way(m: DriverModel, req: ShmAttachRequest) -> int | None:
     entry = m.streams.get(req.stream_id)
     if req.role == Role.PRODUCER and entry is not None and entry.pending_producer is not None:
         return entry.pending_producer
-    for attach in m.pending.values():
-        if attach.client_id == req.client_id or attach.node_id == req.desired_node_id:
-            return attach.lease_id
-    return None
+    blocking = m.pending_clients.get(req.client_id)
+    if blocking is None and req.desired_node_id is not None:
+        blocking = m.pending_nodes.get(req.desired_node_id)
+    return blocking
 
 
 def _start_attach(m: DriverModel, req: ShmAttachRequest, plan: AttachPlan) -> None:
@@ -125,7 +125,8 @@ def _start_attach(m: DriverModel, req: ShmAttachRequest, plan: AttachPlan) -> No
         stream_id=plan.stream_id,
     )
     m.pending[lease_id] = attach
-    m.pending_clients.add(req.client_id)
+    m.pending_clients[req.client_id] = lease_id
+    m.pending_nodes[node_id] = lease_id
     entry.pending.add(lease_id)
     if plan.role == Role.PRODUCER:
         entry.pending_producer = lease_id
@@ -136,7 +137,10 @@ def _release_pending(m: DriverModel, attach: PendingAttach) -> StreamEntry | Non
     """Forget the pending attach; the requests held behind it run after this handler's
     answer to it (``post`` queues them behind the current event)."""
     m.pending.pop(attach.lease_id, None)
-    m.pending_clients.discard(attach.client_id)
+    if m.pending_clients.get(attach.client_id) == attach.lease_id:
+        del m.pending_clients[attach.client_id]
+    if m.pending_nodes.get(attach.node_id) == attach.lease_id:
+        del m.pending_nodes[attach.node_id]
     for request in m.held.pop(attach.lease_id, ()):
         m.post(request)
     entry = m.streams.get(attach.stream_id)

@@ -52,7 +52,7 @@ from messages.events import (
 from messages.wire import ClockDomain, ShmPoolAnnounce
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from actors.commands import EpochInfo, PendingAttach
     from config.model import DriverConfig, Profile
@@ -118,7 +118,7 @@ class _ClientsInUse:
 
     __slots__ = ("_leases", "_pending")
 
-    def __init__(self, leases: LeaseTable, pending: set[int]) -> None:
+    def __init__(self, leases: LeaseTable, pending: Mapping[int, int]) -> None:
         self._leases, self._pending = leases, pending
 
     def __contains__(self, client_id: object) -> bool:
@@ -159,7 +159,9 @@ class DriverModel(HsmModel):
             config.driver.descriptor_stream_id_range, config.driver.control_stream_id_range
         )
         self.pending: dict[int, PendingAttach] = {}
-        self.pending_clients: set[int] = set()
+        # What pending attaches hold, to the pending lease id: client ids and node ids.
+        self.pending_clients: dict[int, int] = {}
+        self.pending_nodes: dict[int, int] = {}
         self.clients_in_use = _ClientsInUse(self.leases, self.pending_clients)
         self.ending: dict[int, EndingLease] = {}
         # What an ending lease still holds on the wire until its revoke is out, and the
