@@ -26,6 +26,7 @@ from typing import Any
 import pyaeron
 
 import messages
+from client.aeron_connect import connect
 from messages import (
     ResponseCode,
     Role,
@@ -74,7 +75,7 @@ run_dir = "{run}"
 
 class Client:
     def __init__(self, aeron_dir: str) -> None:
-        self.aeron = pyaeron.Aeron(dir=aeron_dir)
+        self.aeron = connect(aeron_dir, client_name="bench")
         self.control = self.aeron.add_subscription(CHANNEL, 1000)
         self.announce = self.aeron.add_subscription(CHANNEL, 1001)
         self.pub = self.aeron.add_exclusive_publication(CHANNEL, 1000)

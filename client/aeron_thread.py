@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pyaeron
 
+from client.aeron_connect import connect
 from client.errors import ClientClosed
 
 if TYPE_CHECKING:
@@ -255,7 +256,7 @@ class AeronThread:
 
     def _run(self) -> None:
         try:
-            self._aeron_client = pyaeron.Aeron(dir=self._aeron_dir)
+            self._aeron_client = connect(self._aeron_dir)
         except BaseException as exc:
             self._start_error = exc
             self._ready.set()
@@ -269,7 +270,7 @@ class AeronThread:
                 work += self._flush_outboxes()
                 work += self._run_duties()
                 if self._aeron_client.is_closed:  # media driver lost: this client is dead
-                    log.error("Aeron client closed (media driver timeout?); client stopped")
+                    log.error("Aeron client closed (media driver stopped or timed out)")
                     return
                 idle.idle(work)
         finally:

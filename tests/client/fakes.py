@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pyaeron
 
 import messages
+from client.aeron_connect import connect
 from messages import (
     ClockDomain,
     PayloadPool,
@@ -75,7 +76,7 @@ class FakeDriver:
             return [m for m in self.received if isinstance(m, cls)]
 
     def _run(self) -> None:
-        aeron = pyaeron.Aeron(dir=self.aeron_dir)
+        aeron = connect(self.aeron_dir, client_name="fake-driver")
         try:
             sub = aeron.add_subscription(CHANNEL, CONTROL)
             pubs = {CONTROL: aeron.add_exclusive_publication(CHANNEL, CONTROL),

@@ -11,6 +11,7 @@ import pykka
 import pytest
 
 from actors.gateway import ControlGateway, GatewayChannels
+from client.aeron_connect import connect
 from messages.events import IntakeCaughtUp
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class Peer:
     """A raw Aeron client on the gateway's streams, as a real client would be."""
 
     def __init__(self, aeron_dir: str, ch: GatewayChannels, *, announce_sub: bool = True) -> None:
-        self.aeron = pyaeron.Aeron(dir=aeron_dir)
+        self.aeron = connect(aeron_dir, client_name="peer")
         self.control_sub = self.aeron.add_subscription(ch.control_channel, ch.control_stream_id)
         self.announce_sub = None
         if announce_sub and not ch.announce_shares_control:

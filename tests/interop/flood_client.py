@@ -26,9 +26,8 @@ import threading
 import time
 from typing import Any
 
-import pyaeron
-
 import messages
+from client.aeron_connect import connect
 from messages import (
     LeaseRevokeReason,
     ResponseCode,
@@ -165,7 +164,7 @@ def _noop(_buf: Any, _header: Any) -> None:
 
 def _flood(aeron_dir: str, channel: str, stream: int, first_client_id: int, seconds: float) -> None:
     stop = _stdin_closed()
-    aeron = pyaeron.Aeron(dir=aeron_dir)
+    aeron = connect(aeron_dir, client_name="flood")
     try:
         sub = aeron.add_subscription(channel, stream)
         pub = aeron.add_exclusive_publication(channel, stream)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyaeron
 
 import messages
+from client.aeron_connect import connect
 from messages import (
     PublishMode,
     Role,
@@ -36,7 +37,7 @@ class RawClient:
     def __init__(
         self, aeron_dir: str, channel: str, control_stream: int, announce_stream: int
     ) -> None:
-        self.aeron = pyaeron.Aeron(dir=aeron_dir)
+        self.aeron = connect(aeron_dir, client_name="rawclient")
         self.subs = [self.aeron.add_subscription(channel, control_stream)]
         if announce_stream != control_stream:
             self.subs.append(self.aeron.add_subscription(channel, announce_stream))

@@ -29,6 +29,7 @@ from typing import IO, Any
 import pyaeron
 
 import messages
+from client.aeron_connect import connect
 from messages import (
     PublishMode,
     ResponseCode,
@@ -105,10 +106,7 @@ class StressClient:
         self.rng = random.Random(settings["seed"])
         self.out = out
         self.base_dir = Path(settings["base_dir"])
-        context = pyaeron.Context(
-            dir=settings["aeron_dir"], client_name=f"stress{settings['index']}"
-        )
-        self.aeron = pyaeron.Aeron(context=context)
+        self.aeron = connect(settings["aeron_dir"], client_name=f"stress{settings['index']}")
         self.sub = self.aeron.add_subscription(settings["channel"], settings["control_stream"])
         self.pub = self.aeron.add_exclusive_publication(
             settings["channel"], settings["control_stream"]

@@ -18,7 +18,7 @@ from messages import (
     ShutdownReason,
 )
 
-from .conftest import TOKEN
+from .conftest import CHANNEL, CONTROL_STREAM, REPO, TOKEN, child_env
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -155,3 +155,51 @@ def test_loss_of_an_external_media_driver_exits_1(
         if media.poll() is None:
             media.kill()
         media.wait(10)
+
+
+# A client process attached to the driver: it prints "up" once it holds a lease, then, after
+# the test closes its stdin (the driver is gone by then), what its client saw, and exits 0.
+_CLIENT = """\
+import sys, time
+from client import DriverClient
+from messages import Role
+aeron_dir, channel, stream = sys.argv[1], sys.argv[2], int(sys.argv[3])
+client = DriverClient(aeron_dir, control_channel=channel, control_stream_id=stream,
+                      announce_channel=channel, announce_stream_id=stream)
+client.start()
+client.attach(10000, Role.CONSUMER)
+print("up", flush=True)
+sys.stdin.read()
+deadline = time.monotonic() + 20
+while client.aeron.running and time.monotonic() < deadline:
+    time.sleep(0.05)
+print("running" if client.aeron.running else "stopped", flush=True)
+client.close()
+"""
+
+
+def test_a_client_process_outlives_the_driver_it_was_attached_to(driver: DriverProc) -> None:
+    """The Aeron C client's default error handler calls exit(1) on "MediaDriver has been
+    shutdown", which a driver with an embedded media driver causes when it stops: the
+    client library must handle that error so the user's process lives on."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CLIENT, driver.aeron_dir, CHANNEL, str(CONTROL_STREAM)],
+        cwd=REPO,
+        env=child_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "up"
+        driver.signal(signal.SIGTERM)
+        assert driver.wait_exit() == 0
+        out, err = proc.communicate("", timeout=60)
+        assert proc.returncode == 0, err
+        assert out.strip() == "stopped", err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)

@@ -47,6 +47,7 @@ import pyaeron
 import pytest
 
 import messages
+from client.aeron_connect import connect
 from messages import LeaseRevokeReason, ResponseCode, Role
 
 from .conftest import CHANNEL, CONTROL_STREAM, KEEPALIVE_MS, REPO, child_env
@@ -101,7 +102,7 @@ class Observer:
     """Records every message on the control stream, with session id and position."""
 
     def __init__(self, aeron_dir: str) -> None:
-        self.aeron = pyaeron.Aeron(dir=aeron_dir)
+        self.aeron = connect(aeron_dir, client_name="stress-observer")
         self.sub = self.aeron.add_subscription(CHANNEL, CONTROL_STREAM)
         self.idle = pyaeron.IdleStrategy.backoff(max_park_ns=1_000_000)
         self.records: list[Rec] = []
