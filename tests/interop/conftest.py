@@ -6,6 +6,7 @@ directory it made (SHM base, admin run dir, Aeron dir) is removed.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
@@ -15,7 +16,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -72,6 +73,28 @@ def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIVER_", "TP_", "AERON_"))}
     env["PYTHONPATH"] = str(REPO)
     return env
+
+
+def run_status(config: Path, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """``python launcher.py status --json --config CONFIG``, as a user would run it."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "launcher.py"), "status", "--json", "--config", str(config)],
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def status_json(config: Path) -> dict[str, Any]:
+    """The driver's status body, which must be there (exit 0, a JSON object)."""
+    result = run_status(config)
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert isinstance(body, dict)
+    return body
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .conftest import CHANNEL, CONTROL_STREAM, KEEPALIVE_MS, REPO, child_env
+from .conftest import CHANNEL, CONTROL_STREAM, KEEPALIVE_MS, REPO, child_env, run_status
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -96,7 +96,7 @@ class Child:
 def status_json(config: Path) -> dict[str, Any]:
     """The driver's ``status --json``; retried while it answers "did not answer" (busy)."""
     for _ in range(STATUS_ATTEMPTS):
-        result = _status(config)
+        result = run_status(config)
         if result.returncode == 0 or "did not answer" not in result.stderr:
             break
     assert result.returncode == 0, result.stderr
@@ -105,16 +105,6 @@ def status_json(config: Path) -> dict[str, Any]:
     return body
 
 
-def _status(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(REPO / "launcher.py"), "status", "--json", "--config", str(config)],
-        cwd=REPO,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_attach_flood_does_not_expire_a_kept_alive_lease(driver: DriverProc) -> None:

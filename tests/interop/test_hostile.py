@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import random
 import struct
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -25,7 +22,7 @@ from messages import (
     ShutdownReason,
 )
 
-from .conftest import REPO, child_env
+from .conftest import status_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,23 +35,7 @@ pytestmark = pytest.mark.slow
 
 
 def status_counters(config_path: Path) -> dict[str, int]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "launcher.py"),
-            "status",
-            "--config",
-            str(config_path),
-            "--json",
-        ],
-        cwd=REPO,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    counters = json.loads(result.stdout)["counters"]
+    counters = status_json(config_path)["counters"]
     assert isinstance(counters, dict)
     assert all(isinstance(k, str) and isinstance(v, int) for k, v in counters.items()), counters
     return counters

@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
 
 from messages import ResponseCode, Role
 
-from .conftest import CHANNEL, CONTROL_STREAM, REPO, DriverProc, child_env
+from .conftest import CHANNEL, CONTROL_STREAM, DriverProc, run_status
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -122,15 +120,7 @@ def stop(drv: DriverProc) -> None:
 
 def status_json(config: Path, stderr: list[str] | None = None) -> dict[str, object]:
     """The ``status --json`` body reached through ``config``; its stderr into ``stderr``."""
-    result = subprocess.run(
-        [sys.executable, str(REPO / "launcher.py"), "status", "--json", "--config", str(config)],
-        cwd=REPO,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_status(config)
     assert result.returncode == 0, result.stderr
     if stderr is not None:
         stderr.append(result.stderr)

@@ -50,7 +50,7 @@ import messages
 from client.aeron_connect import connect
 from messages import LeaseRevokeReason, ResponseCode, Role
 
-from .conftest import CHANNEL, CONTROL_STREAM, KEEPALIVE_MS, REPO, child_env
+from .conftest import CHANNEL, CONTROL_STREAM, KEEPALIVE_MS, REPO, child_env, status_json
 from .stress_client import to_json
 
 if TYPE_CHECKING:
@@ -638,12 +638,7 @@ class Checker:
 
 
 def _status(config: Path) -> Rec:
-    result = subprocess.run(
-        [sys.executable, str(REPO / "launcher.py"), "status", "--json", "--config", str(config)],
-        cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=30, check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    status: Rec = json.loads(result.stdout)
+    status: Rec = status_json(config)
     return status
 
 
