@@ -35,7 +35,8 @@ from actors.admin_rundir import (
     secure_socket_file,
 )
 from actors.admin_status import event_json, status_json
-from client.admin_protocol import (
+from messages.events import DriverEvent, DriverStatus, StatusQuery
+from tensorpool_client.admin_protocol import (
     CMD_PING,
     CMD_PROBE,
     CMD_STATUS,
@@ -46,14 +47,13 @@ from client.admin_protocol import (
     ipc_endpoint,
     status_socket_path,
 )
-from messages.events import DriverEvent, DriverStatus, StatusQuery
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from actors.admin_curve import CurveServerKeys
-    from config import DriverConfig
+    from tensorpool_config import DriverConfig
 
 __all__ = ["AdminConfigError", "AdminPlane", "AdminStartError", "start_admin"]
 

@@ -17,7 +17,7 @@ from zmq.utils import z85
 from actors.admin_rundir import AdminConfigError
 
 if TYPE_CHECKING:
-    from config import DriverConfig
+    from tensorpool_config import DriverConfig
 
 _Z85_KEY_CHARS = 40
 ZAP_DOMAIN = "tensorpool-admin"

@@ -19,8 +19,8 @@ from messages.control import HugepagesPolicy, PublishMode, ResponseCode, Role
 if TYPE_CHECKING:
     from collections.abc import Container, Mapping
 
-    from config.model import DriverConfig
     from messages.control import ShmAttachRequest
+    from tensorpool_config.model import DriverConfig
 
 LAYOUT_VERSION: Final = 1  # the SHM layout version this driver provisions
 

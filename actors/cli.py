@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actors.process import EXIT_CONFIG, run_driver
-from config import ConfigError, load_config
+from tensorpool_config import ConfigError, load_config
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the process exit code."""
     args_in = list(sys.argv[1:] if argv is None else argv)
     if args_in and args_in[0] in _ADMIN_COMMANDS:
-        from client import admin_cli  # noqa: PLC0415 - only these subcommands need zmq clients
+        from tensorpool_client import admin_cli  # noqa: PLC0415 - only these subcommands need zmq clients
 
         command = {
             "status": admin_cli.status_main,

@@ -16,7 +16,7 @@ from actors.stream_ids import RangeAllocator
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from config.model import IdRange
+    from tensorpool_config.model import IdRange
 
 _U32_NULL: Final = 0xFFFFFFFF
 

@@ -46,8 +46,8 @@ from messages.events import (
 if TYPE_CHECKING:
     from actors.clock import Clock
     from actors.stream import Provisioner
-    from config.model import DriverConfig
     from messages.events import EventSink, Outbox
+    from tensorpool_config.model import DriverConfig
 
 logger = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from actors.commands import EndLease, EpochInfo, GrantLease
     from actors.stream_machine import ProvisionCause
-    from config.model import Profile
     from messages.control import Role
     from messages.events import DriverEvent
     from messages.sbe import SbeMessage
+    from tensorpool_config.model import Profile
 
 
 @dataclass(frozen=True, slots=True)

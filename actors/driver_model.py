@@ -55,8 +55,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from actors.commands import EpochInfo, PendingAttach
-    from config.model import DriverConfig, Profile
     from messages.sbe import SbeMessage
+    from tensorpool_config.model import DriverConfig, Profile
 
 HEADER_SLOT_BYTES: Final = 256
 NS_PER_MS: Final = 1_000_000

@@ -40,7 +40,7 @@ from messages.events import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from config import DriverConfig
+    from tensorpool_config import DriverConfig
 
 _log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from config.model import AdminSection
-from config.rundir import default_run_dir
+from tensorpool_config.model import AdminSection
+from tensorpool_config.rundir import default_run_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from actors.gateway import ControlGateway
     from actors.media_driver import MediaDriverHandle
     from actors.system import DriverSystem
-    from config import DriverConfig
+    from tensorpool_config import DriverConfig
 
 log = logging.getLogger("tensorpool.launcher")
 
@@ -267,7 +267,7 @@ def admin_at_defaults(config: DriverConfig) -> bool:
 
 def _served_by_another_driver(run_dir: Path) -> bool:
     """Whether a live process accepts connections on the admin sockets in ``run_dir``."""
-    from client.admin_protocol import events_socket_path, status_socket_path  # noqa: PLC0415
+    from tensorpool_client.admin_protocol import events_socket_path, status_socket_path  # noqa: PLC0415
 
     for path in (status_socket_path(run_dir), events_socket_path(run_dir)):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:

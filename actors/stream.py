@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import TracebackType
 
-    from config.model import DriverConfig, Profile
+    from tensorpool_config.model import DriverConfig, Profile
 
 type Provisioner = Callable[[ProvisionRequest], ProvisionedEpoch]
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from config.model import IdRange
+    from tensorpool_config.model import IdRange
 
 
 class RangeAllocator:

@@ -34,7 +34,7 @@ type ProvisionCause = ProducerAttach | ConsumerAttach | ProducerLeaseLost | Repr
 type StreamReply = StreamReady | ProvisionFailed | EpochProvisioned | EpochProvisionFailed
 
 if TYPE_CHECKING:
-    from config.model import Profile
+    from tensorpool_config.model import Profile
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,8 @@ from shm.hugepages import is_hugetlbfs
 if TYPE_CHECKING:
     from actors.clock import Clock
     from actors.stream import Provisioner
-    from config.model import DriverConfig
     from messages.events import EventSink, Outbox
+    from tensorpool_config.model import DriverConfig
 
 logger = logging.getLogger(__name__)
 

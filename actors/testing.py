@@ -9,15 +9,15 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from config.loader import parse_config
+from tensorpool_config.loader import parse_config
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
-    from config.model import DriverConfig
     from messages.events import DriverEvent
     from messages.sbe import SbeMessage
+    from tensorpool_config.model import DriverConfig
 
 
 class _Recorder[T]:

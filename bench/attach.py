@@ -26,7 +26,6 @@ from typing import Any
 import pyaeron
 
 import messages
-from client.aeron_connect import connect
 from messages import (
     ResponseCode,
     Role,
@@ -37,6 +36,7 @@ from messages import (
     ShmLeaseKeepalive,
     ShmPoolAnnounce,
 )
+from tensorpool_client.aeron_connect import connect
 
 REPO = Path(__file__).resolve().parents[1]
 CHANNEL = "aeron:ipc?term-length=4m"

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from client import Consumer, DriverClient, default_aeron_dir
+from tensorpool_client import Consumer, DriverClient, default_aeron_dir
 
 
 def main(argv: list[str]) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from client import DriverClient, Producer, default_aeron_dir
+from tensorpool_client import DriverClient, Producer, default_aeron_dir
 
 
 def main(argv: list[str]) -> int:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     import pykka
 
-    from config import DriverConfig
+    from tensorpool_config import DriverConfig
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import pykka
 import zmq
 
-from config import AdminSection, DriverConfig, default_config
 from messages.control import Role
 from messages.events import DriverStatus, LeaseStatus, StatusQuery, StreamStatus
+from tensorpool_config import AdminSection, DriverConfig, default_config
 
 if TYPE_CHECKING:
     from pathlib import Path

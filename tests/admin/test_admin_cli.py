@@ -14,18 +14,18 @@ import pytest
 import zmq
 
 from actors.admin import start_admin
-from client.admin_cli import _follow, events_main, status_main
-from client.admin_format import format_event
-from client.admin_protocol import PROBE_EVENT_KIND
-from config import DEFAULT_CONFIG_TOML
 from messages.events import DriverEvent
+from tensorpool_client.admin_cli import _follow, events_main, status_main
+from tensorpool_client.admin_format import format_event
+from tensorpool_client.admin_protocol import PROBE_EVENT_KIND
+from tensorpool_config import DEFAULT_CONFIG_TOML
 from tests.admin.helpers import zmq_context
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from actors.admin import AdminPlane
-    from config import DriverConfig
+    from tensorpool_config import DriverConfig
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import zmq
 from zmq.utils import z85
 
 from actors.admin import start_admin
-from client.admin_cli import events_main, keygen_main, status_main
+from tensorpool_client.admin_cli import events_main, keygen_main, status_main
 from tests.admin.helpers import make_config
 
 if TYPE_CHECKING:

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from client.admin_cli import status_main
-from client.control import DriverClient
-from config import DEFAULT_CONFIG_TOML
 from messages.control import Role
+from tensorpool_client.admin_cli import status_main
+from tensorpool_client.control import DriverClient
+from tensorpool_config import DEFAULT_CONFIG_TOML
 from tests.admin.helpers import json_int, json_object, json_objects, json_str
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     import pykka
 
-    from config import DriverConfig
+    from tensorpool_config import DriverConfig
 
 
 def _status(plane: AdminPlane) -> dict[str, object]:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
-    from config import DriverConfig
+    from tensorpool_config import DriverConfig
 
 
 def _mode(path: Path) -> int:

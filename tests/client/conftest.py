@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pyaeron
 import pytest
 
-from client import DriverClient
+from tensorpool_client import DriverClient
 from tests.client.fakes import FakeDriver
 
 if TYPE_CHECKING:

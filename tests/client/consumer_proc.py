@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from client import Consumer, DriverClient
+from tensorpool_client import Consumer, DriverClient
 
 
 def emit(line: str) -> None:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import pyaeron
 
 import messages
-from client.aeron_connect import connect
 from messages import (
     ClockDomain,
     PayloadPool,
@@ -30,6 +29,7 @@ from messages import (
     ShmPoolAnnounce,
 )
 from shm import ProvisionedEpoch, ProvisionRequest, provision_epoch
+from tensorpool_client.aeron_connect import connect
 
 if TYPE_CHECKING:
     from pathlib import Path

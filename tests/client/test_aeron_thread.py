@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pyaeron
 import pytest
 
-from client import AeronThread, ClientClosed, DriverClient
-from client.requests import CorrelationIds, PendingRequests
+from tensorpool_client import AeronThread, ClientClosed, DriverClient
+from tensorpool_client.requests import CorrelationIds, PendingRequests
 
 if TYPE_CHECKING:
     from collections.abc import Callable

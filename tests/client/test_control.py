@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import pyaeron
 import pytest
 
-from client import AttachRejected, DetachRejected, DriverClient, RequestTimeout, default_aeron_dir
 from messages import (
     ClockDomain,
     LeaseRevokeReason,
@@ -26,12 +25,19 @@ from messages import (
     ShmPoolAnnounce,
     ShutdownReason,
 )
+from tensorpool_client import (
+    AttachRejected,
+    DetachRejected,
+    DriverClient,
+    RequestTimeout,
+    default_aeron_dir,
+)
 from tests.client.fakes import FakeDriver, no_new_threads, ok_response, reject
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from client import Lease
+    from tensorpool_client import Lease
 
 def grant_all(peer: FakeDriver) -> None:
     def respond(msg: SbeMessage) -> list[SbeMessage | bytes]:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from client import Consumer, DriverClient, FrameOverwritten, Producer
 from messages import (
     ResponseCode,
     SbeMessage,
@@ -23,6 +22,7 @@ from messages import (
     ShmDetachResponse,
 )
 from shm import ExpectedRegion, RegionType, open_region, seqlock
+from tensorpool_client import Consumer, DriverClient, FrameOverwritten, Producer
 from tests.client.fakes import FakeDriver, announce_of, ok_response, provision
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from config import DriverConfig, parse_config
+from tensorpool_config import DriverConfig, parse_config
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from config import DriverConfig
+from tensorpool_config import DriverConfig
 
 # The smallest valid file: one profile, one static stream (a stride every page size divides).
 MINIMAL = """

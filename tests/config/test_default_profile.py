@@ -14,8 +14,8 @@ import pytest
 from actors.attach_policy import AttachContext, Reject, decide_attach
 from actors.ids import NodeIdAllocator
 from actors.stream_ids import RangeAllocator
-from config import ConfigError
 from messages.control import PublishMode, ResponseCode, Role, ShmAttachRequest
+from tensorpool_config import ConfigError
 
 if TYPE_CHECKING:
     from tests.config.helpers import Load

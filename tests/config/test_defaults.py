@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from config import (
+from tensorpool_config import (
     AdminSection,
     DriverConfig,
     DriverSection,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from config import (
+from tensorpool_config import (
     ConfigError,
     IdRange,
     default_config,

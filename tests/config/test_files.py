@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, load_config
+from tensorpool_config import ConfigError, load_config
 from tests.config.helpers import MINIMAL, Load
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from config import AdminSection, DriverConfig, IdRange, PoolSpec, Profile, StreamSpec
+from tensorpool_config import AdminSection, DriverConfig, IdRange, PoolSpec, Profile, StreamSpec
 from tests.config.helpers import MINIMAL, Load
 
 PUBLIC = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"

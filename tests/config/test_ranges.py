@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config import ConfigError, IdRange, format_ranges, in_ranges, parse_ranges
+from tensorpool_config import ConfigError, IdRange, format_ranges, in_ranges, parse_ranges
 from tests.config.helpers import MINIMAL, Load
 
 MAX = 2**32 - 1

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from config import ConfigError
+from tensorpool_config import ConfigError
 from tests.config.helpers import MINIMAL, Load
 
 if TYPE_CHECKING:

@@ -11,8 +11,8 @@ import pykka
 import pytest
 
 from actors.gateway import ControlGateway, GatewayChannels
-from client.aeron_connect import connect
 from messages.events import IntakeCaughtUp
+from tensorpool_client.aeron_connect import connect
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -27,7 +27,6 @@ import time
 from typing import Any
 
 import messages
-from client.aeron_connect import connect
 from messages import (
     LeaseRevokeReason,
     ResponseCode,
@@ -38,6 +37,7 @@ from messages import (
     ShmDriverShutdown,
     ShmLeaseRevoked,
 )
+from tensorpool_client.aeron_connect import connect
 from tests.interop.rawclient import RawClient
 
 STREAM_ID = 10000  # the configuration's static stream "cam"

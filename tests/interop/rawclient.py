@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import pyaeron
 
 import messages
-from client.aeron_connect import connect
 from messages import (
     PublishMode,
     Role,
@@ -28,6 +27,7 @@ from messages import (
     ShmDetachResponse,
     ShmLeaseKeepalive,
 )
+from tensorpool_client.aeron_connect import connect
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -29,7 +29,6 @@ from typing import IO, Any
 import pyaeron
 
 import messages
-from client.aeron_connect import connect
 from messages import (
     PublishMode,
     ResponseCode,
@@ -42,6 +41,7 @@ from messages import (
     ShmLeaseRevoked,
 )
 from shm import RegionValidationError, announced_regions, open_region
+from tensorpool_client.aeron_connect import connect
 
 KEEPALIVE_PERIOD_S = 0.1  # half the driver's keepalive interval (200 ms), a sixth of the TTL
 DRAIN_TIMEOUT_S = 5.0

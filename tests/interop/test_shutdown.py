@@ -161,7 +161,7 @@ def test_loss_of_an_external_media_driver_exits_1(
 # the test closes its stdin (the driver is gone by then), what its client saw, and exits 0.
 _CLIENT = """\
 import sys, time
-from client import DriverClient
+from tensorpool_client import DriverClient
 from messages import Role
 aeron_dir, channel, stream = sys.argv[1], sys.argv[2], int(sys.argv[3])
 client = DriverClient(aeron_dir, control_channel=channel, control_stream_id=stream,

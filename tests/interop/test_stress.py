@@ -47,8 +47,8 @@ import pyaeron
 import pytest
 
 import messages
-from client.aeron_connect import connect
 from messages import LeaseRevokeReason, ResponseCode, Role
+from tensorpool_client.aeron_connect import connect
 
 from .conftest import CHANNEL, CONTROL_STREAM, KEEPALIVE_MS, REPO, child_env, status_json
 from .stress_client import to_json

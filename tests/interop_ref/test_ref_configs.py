@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from config import load_config
+from tensorpool_config import load_config
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from config import default_config, parse_config
+from tensorpool_config import default_config, parse_config
 from tests.interop_ref import peer_rules
 
 MINIMAL = (

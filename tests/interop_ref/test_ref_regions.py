@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from config import default_config
 from shm import ProvisionedEpoch, ProvisionRequest, provision_epoch
 from shm.superblock import header_region_size, pool_region_size
+from tensorpool_config import default_config
 from tests.interop_ref import peer_rules
 
 

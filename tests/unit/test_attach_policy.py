@@ -18,8 +18,8 @@ from actors.attach_policy import (
 from actors.ids import NodeIdAllocator
 from actors.stream_ids import RangeAllocator
 from actors.testing import small_config
-from config.model import DriverConfig, IdRange
 from messages.control import HugepagesPolicy, ResponseCode, Role
+from tensorpool_config.model import DriverConfig, IdRange
 from tests.unit.helpers import attach_request
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from actors.consumer_streams import (
     HelloVerdict,
     classify,
 )
-from config.model import IdRange
+from tensorpool_config.model import IdRange
 
 
 def hello(dch: str = "", did: int | None = 0, cch: str = "", cid: int | None = 0) -> HelloRequest:

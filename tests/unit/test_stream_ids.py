@@ -1,7 +1,7 @@
 """Round-robin ids inside ranges (dynamic streams §3.1/A-2, per-consumer streams §12)."""
 
 from actors.stream_ids import RangeAllocator
-from config.model import IdRange
+from tensorpool_config.model import IdRange
 
 
 def test_candidate_prefers_a_free_requested_id_inside_a_range() -> None:

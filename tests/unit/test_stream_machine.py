@@ -22,8 +22,8 @@ from actors.stream_machine import (
     Restored,
     StreamModel,
 )
-from config.model import PoolSpec, Profile
 from messages.control import Role
+from tensorpool_config.model import PoolSpec, Profile
 
 PROFILE = Profile("tiny", 8, 256, (PoolSpec(1, 64),))
 NONE: frozenset[int] = frozenset()

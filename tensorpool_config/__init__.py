@@ -4,10 +4,10 @@
 no file is given. Every problem is a ``ConfigError`` whose text is one line naming the key.
 """
 
-from config.defaults import DEFAULT_CONFIG_TOML
-from config.errors import ConfigError
-from config.loader import build_config, default_config, load_config, parse_config
-from config.model import (
+from tensorpool_config.defaults import DEFAULT_CONFIG_TOML
+from tensorpool_config.errors import ConfigError
+from tensorpool_config.loader import build_config, default_config, load_config, parse_config
+from tensorpool_config.model import (
     AdminSection,
     DriverConfig,
     DriverSection,
@@ -19,8 +19,8 @@ from config.model import (
     StreamSpec,
     in_ranges,
 )
-from config.ranges import format_ranges, parse_ranges
-from config.rundir import default_run_dir, effective_user_name
+from tensorpool_config.ranges import format_ranges, parse_ranges
+from tensorpool_config.rundir import default_run_dir, effective_user_name
 
 __all__ = [
     "DEFAULT_CONFIG_TOML",

@@ -9,13 +9,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from config.checks import check_ranges, check_streams_exist
-from config.defaults import DEFAULT_CONFIG_TOML
-from config.errors import ConfigError
-from config.model import DriverConfig
-from config.profiles import read_profiles, read_streams
-from config.sections import read_admin, read_driver, read_policies, read_shm
-from config.table import Table
+from tensorpool_config.checks import check_ranges, check_streams_exist
+from tensorpool_config.defaults import DEFAULT_CONFIG_TOML
+from tensorpool_config.errors import ConfigError
+from tensorpool_config.model import DriverConfig
+from tensorpool_config.profiles import read_profiles, read_streams
+from tensorpool_config.sections import read_admin, read_driver, read_policies, read_shm
+from tensorpool_config.table import Table
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -14,14 +14,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from client.errors import RequestTimeout
 from messages import ClockDomain
+from tensorpool_client.errors import RequestTimeout
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from client.lease import Lease
     from messages import ConsumerConfig, ShmDriverShutdown, ShmLeaseRevoked, ShmPoolAnnounce
+    from tensorpool_client.lease import Lease
 
 DEFAULT_FRESHNESS_NS: Final = 3_000_000_000
 """3 x the default announce period of 1 s."""

@@ -12,13 +12,13 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from config.errors import ConfigError
-from config.ranges import parse_ranges
+from tensorpool_config.errors import ConfigError
+from tensorpool_config.ranges import parse_ranges
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from config.model import IdRange
+    from tensorpool_config.model import IdRange
 
     _Convert = Callable[[str], object]
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Self
 
 import messages
-from client.control import DEFAULT_CHANNEL
-from client.errors import FrameOverwritten, LeaseLost
-from client.producer import DEFAULT_ALLOWED_BASE_DIRS, DEFAULT_DESCRIPTOR_STREAM_ID
-from client.tensor import view_of
 from messages import DecodeError, FrameDescriptor, Role
 from shm import RegionValidationError, announced_regions, open_region, seqlock
 from shm.slot_layout import SEQ_COMMIT_BYTES, invalid_reason, unpack_slot_body
+from tensorpool_client.control import DEFAULT_CHANNEL
+from tensorpool_client.errors import FrameOverwritten, LeaseLost
+from tensorpool_client.producer import DEFAULT_ALLOWED_BASE_DIRS, DEFAULT_DESCRIPTOR_STREAM_ID
+from tensorpool_client.tensor import view_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,10 +34,10 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from client.control import DriverClient
-    from client.lease import Lease
     from messages import PayloadPool, ShmPoolAnnounce
     from shm import HeaderRing, MappedRegion, PayloadPoolView
+    from tensorpool_client.control import DriverClient
+    from tensorpool_client.lease import Lease
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import os
 
-from config.errors import ConfigError
-from config.model import PoolSpec, Profile, StreamSpec
-from config.table import Table, type_name
+from tensorpool_config.errors import ConfigError
+from tensorpool_config.model import PoolSpec, Profile, StreamSpec
+from tensorpool_config.table import Table, type_name
 
 UINT32_MAX = 2**32 - 1
 HEADER_SLOT_BYTES = 256  # fixed by the SHM layout (SlotHeader + embedded TensorHeader)

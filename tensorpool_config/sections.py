@@ -12,13 +12,13 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from config.model import AdminSection, DriverSection, Policies, ShmSection
-from config.rundir import default_run_dir
+from tensorpool_config.model import AdminSection, DriverSection, Policies, ShmSection
+from tensorpool_config.rundir import default_run_dir
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from config.table import Table
+    from tensorpool_config.table import Table
 
 log = logging.getLogger("config")
 

@@ -27,8 +27,9 @@ import zmq
 from zmq.utils import z85
 from zmq.utils.monitor import recv_monitor_message
 
-from client.admin_format import format_event, format_status
-from client.admin_protocol import (
+from shm.paths import namespace_dir
+from tensorpool_client.admin_format import format_event, format_status
+from tensorpool_client.admin_protocol import (
     CMD_PROBE,
     CMD_STATUS,
     PROBE_EVENT_KIND,
@@ -36,8 +37,7 @@ from client.admin_protocol import (
     ipc_endpoint,
     status_socket_path,
 )
-from config import ConfigError, load_config
-from shm.paths import namespace_dir
+from tensorpool_config import ConfigError, load_config
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence

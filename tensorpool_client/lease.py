@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from client.errors import InvalidResponse
 from messages import ResponseCode, Role
+from tensorpool_client.errors import InvalidResponse
 
 if TYPE_CHECKING:
     from messages import PayloadPool, ShmAttachResponse

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from config.errors import ConfigError
-from config.model import IdRange
+from tensorpool_config.errors import ConfigError
+from tensorpool_config.model import IdRange
 
 ID_MIN = 1
 ID_MAX = 2**32 - 1

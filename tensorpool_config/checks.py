@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from config.errors import ConfigError
+from tensorpool_config.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from config.model import DriverSection, IdRange, Policies, StreamSpec
+    from tensorpool_config.model import DriverSection, IdRange, Policies, StreamSpec
 
 RANGE_KEYS = ("stream_id_range", "descriptor_stream_id_range", "control_stream_id_range")
 

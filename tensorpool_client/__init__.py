@@ -5,10 +5,10 @@ frames into a stream's shared memory and publishes FrameDescriptors; ``Consumer`
 stream read-only and returns zero-copy frames. Nothing here imports the driver's actors.
 """
 
-from client.aeron_thread import AeronThread, PublicationHandle, SubscriptionHandle
-from client.consumer import Consumer, Frame
-from client.control import ClientStats, DriverClient, default_aeron_dir
-from client.errors import (
+from tensorpool_client.aeron_thread import AeronThread, PublicationHandle, SubscriptionHandle
+from tensorpool_client.consumer import Consumer, Frame
+from tensorpool_client.control import ClientStats, DriverClient, default_aeron_dir
+from tensorpool_client.errors import (
     AttachRejected,
     ClientClosed,
     ClientError,
@@ -18,8 +18,8 @@ from client.errors import (
     LeaseLost,
     RequestTimeout,
 )
-from client.lease import Lease
-from client.producer import Producer
+from tensorpool_client.lease import Lease
+from tensorpool_client.producer import Producer
 
 __all__ = [
     "AeronThread",

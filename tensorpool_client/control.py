@@ -20,11 +20,6 @@ from typing import TYPE_CHECKING, Final, Self
 import pyaeron
 
 import messages
-from client.aeron_thread import AeronThread, PublicationHandle, SubscriptionHandle
-from client.errors import AttachRejected, ClientClosed, DetachRejected, RequestTimeout
-from client.lease import Lease, lease_from_response
-from client.notices import LeaseKey, NoticeBoard, key_of
-from client.requests import CorrelationIds, PendingRequests
 from messages import (
     ConsumerConfig,
     DecodeError,
@@ -43,6 +38,11 @@ from messages import (
     ShutdownReason,
     UnknownMessage,
 )
+from tensorpool_client.aeron_thread import AeronThread, PublicationHandle, SubscriptionHandle
+from tensorpool_client.errors import AttachRejected, ClientClosed, DetachRejected, RequestTimeout
+from tensorpool_client.lease import Lease, lease_from_response
+from tensorpool_client.notices import LeaseKey, NoticeBoard, key_of
+from tensorpool_client.requests import CorrelationIds, PendingRequests
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pyaeron
 
-from client.aeron_connect import connect
-from client.errors import ClientClosed
+from tensorpool_client.aeron_connect import connect
+from tensorpool_client.errors import ClientClosed
 
 if TYPE_CHECKING:
     from collections.abc import Callable

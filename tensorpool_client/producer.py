@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Self
 
 import messages
-from client.control import DEFAULT_CHANNEL
-from client.errors import LeaseLost
-from client.tensor import prepare
 from messages import FrameDescriptor, HugepagesPolicy, Role
 from shm import announced_regions, open_region
+from tensorpool_client.control import DEFAULT_CHANNEL
+from tensorpool_client.errors import LeaseLost
+from tensorpool_client.tensor import prepare
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -28,10 +28,10 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from client.control import DriverClient
-    from client.lease import Lease
     from messages import PublishMode
     from shm import HeaderRing, MappedRegion, PayloadPoolView
+    from tensorpool_client.control import DriverClient
+    from tensorpool_client.lease import Lease
 
 log = logging.getLogger(__name__)
 
