@@ -142,15 +142,6 @@ class EndLease:
     now_ns: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LeaseEnded:
-    """The LeaseActor published its ShmLeaseRevoked and stopped."""
-
-    lease_id: int
-    reason: LeaseRevokeReason
-    now_ns: int
-
-
 # --------------------------------------------------------------------------------------------
 # Supervision and wiring
 

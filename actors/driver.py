@@ -15,27 +15,32 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors.commands import ChildFailed, CleanupEpoch, LeaseEnded, UseTimer
+from actors.commands import ChildFailed, CleanupEpoch, UseTimer
 from actors.driver_effects import (
+    ArmLeaseCheck,
     ArmShutdown,
     Emit,
+    EndLeaseActors,
     EnterStopped,
     ForgetStream,
     Send,
+    SendAll,
     SpawnStream,
     StartLease,
-    TellLease,
     TellStream,
+    WantIntake,
 )
 from actors.driver_machine import DriverStarted, new_driver_hsm
 from actors.driver_model import DriverModel
 from actors.lease import LeaseActor
 from actors.stream import StreamActor
 from actors.supervision import CHILD_LEASE, RestartIntensity
+from actors.timer import DeadlineTimer
 from messages.control import Role
 from messages.events import (
     ArmShutdownTimer,
     DriverStatus,
+    LeaseCheckTimerFired,
     LeaseStatus,
     NullEventSink,
     ShutdownTimerFired,
@@ -45,6 +50,7 @@ from messages.events import (
 
 if TYPE_CHECKING:
     from actors.clock import Clock
+    from actors.intake import IntakeHorizon
     from actors.stream import Provisioner
     from messages.events import EventSink, Outbox
     from tensorpool_config.model import DriverConfig
@@ -69,6 +75,7 @@ class DriverActor(pykka.ThreadingActor):
         clock: Clock,
         events: EventSink | None = None,
         provisioner: Provisioner | None = None,
+        intake: IntakeHorizon | None = None,
         lease_actor_class: type[LeaseActor] = LeaseActor,
         hugepages_capable: bool = False,
         stopped: threading.Event | None = None,
@@ -81,6 +88,7 @@ class DriverActor(pykka.ThreadingActor):
         self._clock = clock
         self._events: EventSink = events or NullEventSink()
         self._provisioner = provisioner
+        self._intake = intake
         self._lease_class = lease_actor_class
         self._hugepages = hugepages_capable
         self.stopped = stopped or threading.Event()
@@ -96,16 +104,22 @@ class DriverActor(pykka.ThreadingActor):
         self._streams: dict[int, pykka.ActorRef[Any]] = {}
         self._leases: dict[int, pykka.ActorRef[Any]] = {}
         self._timer: pykka.ActorRef[Any] | None = None
+        self._lease_check: DeadlineTimer | None = None
+        if intake is not None:
+            self._model.observe_intake(intake.read_ns)
 
     # ------------------------------------------------------------------ lifecycle
 
     def on_start(self) -> None:
+        self._lease_check = DeadlineTimer(self._clock, self.actor_ref, LeaseCheckTimerFired)
         gc_on_start = self._config.policies.epoch_gc_on_startup
         for entry in self._model.streams.values():
             self._spawn_stream(entry.stream_id, entry.profile, None, gc_on_start=gc_on_start)
         self._perform(self._hsm.dispatch(DriverStarted()))
 
     def on_stop(self) -> None:
+        if self._lease_check is not None:
+            self._lease_check.cancel()
         futures = [ref.stop(block=False) for ref in self._leases.values()]
         futures += [ref.stop(block=False) for ref in self._streams.values()]
         try:
@@ -141,11 +155,19 @@ class DriverActor(pykka.ThreadingActor):
         if isinstance(message, ChildFailed) and not self._current_child(message):
             self._model.count(COUNTER_STALE_CHILD)
             return None
-        if isinstance(message, LeaseEnded):
-            self._leases.pop(message.lease_id, None)
+        if isinstance(message, LeaseCheckTimerFired) and self._intake is not None:
+            self._observe_intake(self._intake)
         self._model.now_ns = self._clock.now_ns()
         self._perform(self._hsm.dispatch(message))
         return None
+
+    def _observe_intake(self, intake: IntakeHorizon) -> None:
+        """Read the gateway's horizon; it counts only if nothing it told is still queued here
+        (read first, then look at the mailbox: everything told before the write is either in
+        the mailbox or handled, and this thread is the only one that takes from it)."""
+        read_ns = intake.read_ns
+        if self.actor_inbox.empty():
+            self._model.observe_intake(read_ns)
 
     def _current_child(self, failed: ChildFailed) -> bool:
         children = self._leases if failed.kind == CHILD_LEASE else self._streams
@@ -170,12 +192,24 @@ class DriverActor(pykka.ThreadingActor):
         match effect:
             case Send(message):
                 self._outbox.send(message)
+            case SendAll(batch):
+                self._outbox.send_all(batch)
             case Emit(event):
                 self._events.emit(event)
             case TellStream(stream_id, command):
                 self._tell(self._streams.get(stream_id), command)
-            case TellLease(lease_id, command):
-                self._tell(self._leases.get(lease_id), command)
+            case EndLeaseActors(ends):
+                leases = self._leases
+                for lease_id, end in ends:
+                    ref = leases.pop(lease_id, None)
+                    if ref is not None:  # None: the actor failed first (supervision ended it)
+                        self._tell(ref, end)
+            case ArmLeaseCheck(deadline_ns):
+                if self._lease_check is not None:
+                    self._lease_check.arm(deadline_ns)
+            case WantIntake(ns):
+                if self._intake is not None:
+                    self._intake.want(ns)
             case SpawnStream():
                 self._spawn_stream(effect.stream_id, effect.profile, effect.info)
             case ForgetStream(stream_id):
@@ -185,7 +219,6 @@ class DriverActor(pykka.ThreadingActor):
             case StartLease():
                 ref = self._lease_class.start(
                     driver=self.actor_ref,
-                    outbox=self._outbox,
                     lease_id=effect.lease_id,
                     stream_id=effect.stream_id,
                     client_id=effect.client_id,

@@ -1,9 +1,11 @@
 """Driver HSM handlers of the attach path (driver-behaviour.md §3, §4; A-5, A-6, A-7).
 
-``on_attach`` runs the pure checks, then reserves the lease id and node id, records the attach
-as pending and asks the stream for an epoch; ``on_stream_ready`` grants the lease (OK response,
-then the announce); ``on_provision_failed`` answers INTERNAL_ERROR and releases everything the
-attach had reserved.
+``on_attach`` runs the pure checks, then reserves the lease id and node id. A consumer of a
+provisioned stream with nothing in flight is granted at once from the driver's mirror of the
+stream (one thread hop from the gateway and back, no StreamActor round trip); otherwise the
+attach is recorded as pending and the stream is asked for an epoch, and ``on_stream_ready``
+grants it. A grant sends the OK response, then the announce, then starts the LeaseActor.
+``on_provision_failed`` answers INTERNAL_ERROR and releases everything the attach had reserved.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from messages.events import (
 )
 
 if TYPE_CHECKING:
-    from actors.commands import ProvisionFailed, StreamReady
+    from actors.commands import EpochInfo, ProvisionFailed, StreamReady
     from actors.driver_model import DriverModel
     from messages.events import AttachVersionUnsupported
 
@@ -54,16 +56,6 @@ def attach_context(m: DriverModel) -> AttachContext:
 
 def on_attach(m: DriverModel, req: ShmAttachRequest) -> Outcome:
     if not m.draining:
-        ending = m.ending_clients.get(req.client_id)
-        if ending is None and req.desired_node_id is not None:
-            ending = m.ending_nodes.get(req.desired_node_id)
-        if ending is not None:
-            # A lease that ended but whose revoke is not out yet holds this client id (or the
-            # node id asked for): answered now, the response could precede that revoke (two
-            # leases of one client on the wire) or, refused, follow it. A single-threaded
-            # driver would have sent the revoke first; so answer after it.
-            m.hold_for(ending, req)
-            return HANDLED
         blocking = _pending_in_the_way(m, req)
         if blocking is not None:
             # An attach still being provisioned holds this client id, the node id asked for
@@ -124,6 +116,16 @@ def _start_attach(m: DriverModel, req: ShmAttachRequest, plan: AttachPlan) -> No
         role=plan.role,
         stream_id=plan.stream_id,
     )
+    if (
+        plan.role == Role.CONSUMER
+        and entry.info is not None
+        and not entry.pending
+        and not entry.settling
+    ):
+        # Nothing is in flight to the StreamActor that could change what it would answer
+        # (it serves a consumer of a provisioned stream from the same EpochInfo).
+        _grant(m, entry, attach, entry.info)
+        return
     m.pending[lease_id] = attach
     m.pending_clients[req.client_id] = lease_id
     m.pending_nodes[node_id] = lease_id
@@ -170,6 +172,12 @@ def on_stream_ready(m: DriverModel, ev: StreamReady) -> Outcome:
     if ev.bumped:
         m.count(COUNTER_EPOCH_BUMPS)
         m.event(EVENT_EPOCH_BUMP, stream_id=entry.stream_id, epoch=info.epoch)
+    _grant(m, entry, attach, info)
+    return HANDLED
+
+
+def _grant(m: DriverModel, entry: StreamEntry, attach: PendingAttach, info: EpochInfo) -> None:
+    """The lease exists from here: OK response, announce, then its LeaseActor and timer."""
     expiry_ns = m.now_ns + m.ttl_ns
     m.leases.add(
         LeaseRecord(
@@ -184,15 +192,7 @@ def on_stream_ready(m: DriverModel, ev: StreamReady) -> Outcome:
     )
     if attach.role == Role.PRODUCER:
         entry.producer_lease_id = attach.lease_id
-    m.emit(
-        StartLease(
-            lease_id=attach.lease_id,
-            stream_id=attach.stream_id,
-            client_id=attach.client_id,
-            role=attach.role,
-            grant=GrantLease(now_ns=m.now_ns, expiry_ns=expiry_ns),
-        )
-    )
+    m.arm_lease_check()  # before the response: whoever sees it may move the clock
     m.send(
         ShmAttachResponse(
             correlation_id=attach.correlation_id,
@@ -221,7 +221,15 @@ def on_stream_ready(m: DriverModel, ev: StreamReady) -> Outcome:
         epoch=info.epoch,
     )
     m.announce(entry, report=True)
-    return HANDLED
+    m.emit(
+        StartLease(
+            lease_id=attach.lease_id,
+            stream_id=attach.stream_id,
+            client_id=attach.client_id,
+            role=attach.role,
+            grant=GrantLease(now_ns=m.now_ns, expiry_ns=expiry_ns),
+        )
+    )
 
 
 def fail_pending(m: DriverModel, attach: PendingAttach, detail: str) -> None:

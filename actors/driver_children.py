@@ -9,9 +9,8 @@ from actors.commands import Reprovision
 from actors.driver_attach import fail_pending
 from actors.driver_effects import SpawnStream, TellStream
 from actors.hsm import HANDLED, Outcome
-from actors.lease_machine import revoke_message
 from actors.supervision import CHILD_LEASE, CHILD_STREAM
-from messages.control import LeaseRevokeReason, Role, ShutdownReason
+from messages.control import LeaseRevokeReason, ShutdownReason
 from messages.events import COUNTER_CHILD_FAILED, EVENT_CHILD_FAILED, ShutdownRequested
 
 if TYPE_CHECKING:
@@ -44,33 +43,10 @@ def on_child_failed(m: DriverModel, ev: ChildFailed) -> Outcome:
 
 
 def _lease_failed(m: DriverModel, lease_id: int) -> None:
-    """Revoke the lease (REVOKED) on the dead actor's behalf, then continue the chain."""
-    ending = m.ending.get(lease_id)
-    if ending is None:
-        record = m.leases.get(lease_id)
-        if record is None:
-            return  # already gone: nothing to revoke
-        m.end_lease(record, LeaseRevokeReason.REVOKED, None, tell_actor=False)
-        ending = m.ending[lease_id]
-    record = ending.record
-    m.send(
-        revoke_message(
-            now_ns=m.now_ns,
-            lease_id=record.lease_id,
-            stream_id=record.stream_id,
-            client_id=record.client_id,
-            role=record.role,
-            reason=ending.reason,
-        )
-    )
-    m.finish_lease(lease_id)
-
-
-def _producer_ending(m: DriverModel, stream_id: int) -> bool:
-    return any(
-        e.record.stream_id == stream_id and e.record.role == Role.PRODUCER
-        for e in m.ending.values()
-    )
+    """Revoke the lease (REVOKED) on the dead actor's behalf, unless it already ended."""
+    record = m.leases.get(lease_id)
+    if record is not None:
+        m.end_leases((record,), LeaseRevokeReason.REVOKED)
 
 
 def _stream_failed(m: DriverModel, stream_id: int, detail: str) -> None:
@@ -89,12 +65,10 @@ def _stream_failed(m: DriverModel, stream_id: int, detail: str) -> None:
 
 def _restart_chain(m: DriverModel, entry: StreamEntry) -> None:
     """Make the restarted stream bump its epoch exactly once."""
-    if _producer_ending(m, entry.stream_id):
-        return  # LeaseEnded will tell the new actor ProducerLeaseLost
     if entry.producer_lease_id is not None:
         record = m.leases.get(entry.producer_lease_id)
         if record is not None:
-            m.end_lease(record, LeaseRevokeReason.REVOKED, None)
+            m.end_leases((record,), LeaseRevokeReason.REVOKED)  # tells it ProducerLeaseLost
             return
     if entry.info is not None or entry.settling:
         entry.settling = True

@@ -22,6 +22,13 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
+class SendAll:
+    """Put many SBE messages decided in one step on the outbox at once (one wake-up)."""
+
+    messages: tuple[SbeMessage, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Emit:
     """Report a lifecycle event to the event sink."""
 
@@ -62,9 +69,25 @@ class StartLease:
 
 
 @dataclass(frozen=True, slots=True)
-class TellLease:
-    lease_id: int
-    command: EndLease
+class EndLeaseActors:
+    """Tell each ended lease's LeaseActor its end (after the revokes are on the outbox) and
+    forget it: the actor only records the terminal state and stops."""
+
+    ends: tuple[tuple[int, EndLease], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArmLeaseCheck:
+    """Have ``LeaseCheckTimerFired`` told at ``deadline_ns`` (replaces an earlier arming)."""
+
+    deadline_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class WantIntake:
+    """Ask the gateway for ``IntakeCaughtUp`` once it has read up to ``ns``."""
+
+    ns: int
 
 
 @dataclass(frozen=True, slots=True)

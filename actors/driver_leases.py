@@ -1,9 +1,10 @@
 """Driver HSM handlers of a lease's life after the attach (driver-behaviour.md §5-§7, A-3).
 
-Keepalives and expiry are decided here, against the driver's deadlines. Ending a lease is a
-causal chain whose order is the wire order: the LeaseActor publishes ``ShmLeaseRevoked`` and
-reports ``LeaseEnded``; for a producer the driver then asks the StreamActor for the new epoch,
-announces it on ``EpochProvisioned`` and only then answers the detach.
+Keepalives and expiry are decided here, against the driver's deadlines. The lease check runs
+when the earliest deadline passes (a timer the driver arms on its clock, ``ArmLeaseCheck``),
+not on a tick. Ending a lease puts its ``ShmLeaseRevoked`` on the wire in the deciding step
+(``DriverModel.end_leases``); for a producer the driver then asks the StreamActor for the new
+epoch, announces it on ``EpochProvisioned`` and only then answers the detach.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from messages.events import (
 )
 
 if TYPE_CHECKING:
-    from actors.commands import EpochProvisioned, EpochProvisionFailed, LeaseEnded
+    from actors.commands import EpochProvisioned, EpochProvisionFailed
     from actors.driver_model import DriverModel, StreamEntry
     from actors.lease_table import LeaseRecord
 
@@ -44,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 TEXT_UNKNOWN_LEASE = "unknown lease"
 MAX_EXPIRY_DEFERRAL_NS = 10_000_000_000  # how far expiry may wait for the gateway's intake
+# While a due lease waits for the gateway's intake, the lease check also re-runs this often (in
+# case the gateway's answer is lost to a race, or the gateway is held back by a flood).
+INTAKE_RECHECK_NS = 10_000_000
 
 
 def _matching_lease(
@@ -98,10 +102,6 @@ def on_detach(m: DriverModel, msg: ShmDetachRequest) -> Outcome:
     if msg.role not in (Role.PRODUCER, Role.CONSUMER):
         _reject_detach(m, msg, ResponseCode.INVALID_PARAMS, TEXT_INVALID_ROLE)
         return HANDLED
-    if msg.lease_id in m.ending:
-        # Its revoke is not out yet: answer after it (§7, A-3), as 'unknown lease' then.
-        m.hold_for(msg.lease_id, msg)
-        return HANDLED
     record = _matching_lease(m, msg)
     if record is None:
         _reject_detach(m, msg, ResponseCode.REJECTED, TEXT_UNKNOWN_LEASE)
@@ -113,36 +113,48 @@ def on_detach(m: DriverModel, msg: ShmDetachRequest) -> Outcome:
         client_id=record.client_id,
         role=record.role.name,
     )
-    m.end_lease(record, LeaseRevokeReason.DETACHED, msg.correlation_id)
+    m.end_leases((record,), LeaseRevokeReason.DETACHED, msg.correlation_id)
     return HANDLED
 
 
 def on_lease_check(m: DriverModel, ev: LeaseCheckTimerFired) -> Outcome:
-    """Expire leases due by the timer's time, but only as far as the gateway has read: a
-    keepalive still unread in the Aeron log (a flood holds the gateway back) is not missing."""
     m.now_ns = ev.now_ns
-    if m.intake_ns is None:
-        horizon = ev.now_ns
-    else:
-        # Capped: a flood that never lets the gateway drain the log must not stop expiry
-        # (and so grow the lease table) for ever; a keepalive is never that late in the log.
-        horizon = min(ev.now_ns, max(m.intake_ns, ev.now_ns - MAX_EXPIRY_DEFERRAL_NS))
-    due = m.leases.expired(horizon)
-    if horizon < ev.now_ns and len(m.leases.expired(ev.now_ns)) > len(due):
-        m.count(COUNTER_EXPIRY_DEFERRED)
-    for record in due:
-        m.end_lease(record, LeaseRevokeReason.EXPIRED, None)
+    m.lease_check_armed_ns = None  # the timer fired: it is no longer armed
+    expire_due(m)
     return HANDLED
 
 
 def on_intake_caught_up(m: DriverModel, ev: IntakeCaughtUp) -> Outcome:
-    m.intake_ns = ev.now_ns if m.intake_ns is None else max(m.intake_ns, ev.now_ns)
+    m.observe_intake(ev.now_ns)
+    expire_due(m)
     return HANDLED
 
 
-def on_lease_ended(m: DriverModel, ev: LeaseEnded) -> Outcome:
-    m.finish_lease(ev.lease_id)
-    return HANDLED
+def expire_due(m: DriverModel) -> None:
+    """Expire leases due by now, but only as far as the gateway has read and the driver has
+    handled: a keepalive still unread in the Aeron log (a flood holds the gateway back, or it
+    is in an idle park) is not missing. Then arm the timer for the next deadline.
+
+    A due lease beyond the horizon waits for ``IntakeCaughtUp`` (asked for here), capped:
+    a flood that never lets the gateway drain the log must not stop expiry (and so grow the
+    lease table) for ever; a keepalive is never that late in the log.
+    """
+    now = m.now_ns
+    horizon = (
+        now if m.intake_ns is None else min(now, max(m.intake_ns, now - MAX_EXPIRY_DEFERRAL_NS))
+    )
+    due = m.leases.expired(horizon)
+    revokes = m.take_leases(due, LeaseRevokeReason.EXPIRED)
+    # The timer is armed before the revokes go out: whoever sees a revoke may move the clock.
+    waiting = m.leases.next_deadline()
+    if waiting is not None and waiting < now:
+        # Due by the clock, not yet by the intake.
+        m.count(COUNTER_EXPIRY_DEFERRED)
+        m.want_intake(waiting + 1)
+        m.arm_lease_check(not_before_ns=now + INTAKE_RECHECK_NS)
+    else:
+        m.arm_lease_check()
+    m.finish_ending(due, LeaseRevokeReason.EXPIRED, revokes)
 
 
 def _settle(m: DriverModel, entry: StreamEntry) -> None:

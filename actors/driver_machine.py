@@ -19,7 +19,6 @@ from actors.commands import (
     ChildFailed,
     EpochProvisioned,
     EpochProvisionFailed,
-    LeaseEnded,
     ProvisionFailed,
     StreamReady,
 )
@@ -39,7 +38,6 @@ from actors.driver_leases import (
     on_intake_caught_up,
     on_keepalive,
     on_lease_check,
-    on_lease_ended,
 )
 from actors.driver_model import NS_PER_MS, DriverModel
 from actors.hsm import HANDLED, Hsm, Machine, Outcome, State, Transition
@@ -204,7 +202,6 @@ DRIVER_MACHINE: Final = Machine[DriverModel](
         ("Running", ShmLeaseKeepalive): on_keepalive,
         ("Running", ShmDetachRequest): on_detach,
         ("Running", LeaseCheckTimerFired): on_lease_check,
-        ("Running", LeaseEnded): on_lease_ended,
         ("Running", EpochProvisioned): on_epoch_provisioned,
         ("Running", EpochProvisionFailed): on_epoch_provision_failed,
         ("Running", ChildFailed): on_child_failed,

@@ -2,7 +2,7 @@
 
 Everything here is plain data owned by the DriverActor's thread: the lease table and
 deadlines, the id allocators, the mirror of every stream's provisioned state, pending attaches,
-leases whose end is in flight, counters. Helpers record effects; they never perform I/O.
+the intake horizon, counters. Helpers record effects; they never perform I/O.
 """
 
 from __future__ import annotations
@@ -22,9 +22,18 @@ from actors.commands import (
     ProducerLeaseLost,
 )
 from actors.consumer_streams import ConsumerStreams
-from actors.driver_effects import Emit, Send, TellLease, TellStream
+from actors.driver_effects import (
+    ArmLeaseCheck,
+    Emit,
+    EndLeaseActors,
+    Send,
+    SendAll,
+    TellStream,
+    WantIntake,
+)
 from actors.hsm import HsmModel
 from actors.ids import LeaseIdAllocator, NodeIdAllocator
+from actors.lease_machine import revoke_message
 from actors.lease_table import LeaseRecord, LeaseTable
 from actors.rate_limited_log import RateLimitedLog
 from actors.stream_ids import RangeAllocator
@@ -52,7 +61,7 @@ from messages.events import (
 from messages.wire import ClockDomain, ShmPoolAnnounce
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator, Mapping, Sequence
 
     from actors.commands import EpochInfo, PendingAttach
     from messages.sbe import SbeMessage
@@ -102,15 +111,6 @@ class StreamEntry:
         if self.info is None:
             return "Stream.Unclaimed"
         return "Stream.ProducerAttached" if self.producer_lease_id is not None else "Stream.Ready"
-
-
-@dataclass(slots=True, kw_only=True)
-class EndingLease:
-    """A lease the driver ended; its LeaseActor has not confirmed the revoke yet."""
-
-    record: LeaseRecord
-    reason: LeaseRevokeReason
-    detach_correlation_id: int | None
 
 
 class _ClientsInUse:
@@ -163,12 +163,7 @@ class DriverModel(HsmModel):
         self.pending_clients: dict[int, int] = {}
         self.pending_nodes: dict[int, int] = {}
         self.clients_in_use = _ClientsInUse(self.leases, self.pending_clients)
-        self.ending: dict[int, EndingLease] = {}
-        # What an ending lease still holds on the wire until its revoke is out, and the
-        # requests that would observe it, held until then (lease id -> requests; a pending
-        # attach's lease id holds the requests that must be answered after it).
-        self.ending_clients: dict[int, int] = {}  # client id -> lease id
-        self.ending_nodes: dict[int, int] = {}  # node id -> lease id
+        # Requests that must be answered after a pending attach's answer (by its lease id).
         self.held: dict[int, list[object]] = {}
         self.counters: Counter[str] = Counter()
         self.intensity = intensity or RestartIntensity()
@@ -176,8 +171,10 @@ class DriverModel(HsmModel):
         # Per-request outcomes worth a log line (rejects, ignored requests) go through this:
         # a flood of bad requests must not become a flood of log lines.
         self.log = RateLimitedLog(logging.getLogger("actors.driver"), clock=lambda: self.now_ns)
-        # How far the gateway has read the control stream (IntakeCaughtUp); None: no gateway.
+        # How far the gateway has read the control stream *and* the driver has handled what it
+        # read (actors/intake.py); None: no gateway, expiry follows the clock alone.
         self.intake_ns: int | None = None
+        self.lease_check_armed_ns: int | None = None  # the lease-check timer's deadline
         self.stopped = False
         self.skip_drain = False
         self.shutdown_reason = ShutdownReason.NORMAL
@@ -197,6 +194,27 @@ class DriverModel(HsmModel):
 
     def send(self, message: SbeMessage) -> None:
         self.emit(Send(message))
+
+    def observe_intake(self, read_ns: int) -> None:
+        """The gateway's horizon, proven handled (mailbox empty, or ``IntakeCaughtUp``)."""
+        self.intake_ns = read_ns if self.intake_ns is None else max(self.intake_ns, read_ns)
+
+    def want_intake(self, ns: int) -> None:
+        self.emit(WantIntake(ns))
+
+    def arm_lease_check(self, *, not_before_ns: int | None = None) -> None:
+        """Arm the lease-check timer for the earliest deadline (a lease expires once
+        ``now > expiry_ns``), unless an earlier one is armed already."""
+        expiry_ns = self.leases.next_deadline()
+        if expiry_ns is None:
+            return
+        deadline_ns = expiry_ns + 1
+        if not_before_ns is not None:
+            deadline_ns = max(deadline_ns, not_before_ns)
+        armed = self.lease_check_armed_ns
+        if armed is None or deadline_ns < armed:
+            self.lease_check_armed_ns = deadline_ns
+            self.emit(ArmLeaseCheck(deadline_ns))
 
     def event(self, event_kind: str, /, **fields: EventValue) -> None:
         self.emit(Emit(DriverEvent(event_kind, self.now_ns, MappingProxyType(fields))))
@@ -266,38 +284,86 @@ class DriverModel(HsmModel):
 
     # ---------------------------------------------------------------- ending leases
 
-    def end_lease(
+    def end_leases(
         self,
-        record: LeaseRecord,
+        records: Sequence[LeaseRecord],
         reason: LeaseRevokeReason,
-        detach_correlation_id: int | None,
-        *,
-        tell_actor: bool = True,
+        detach_correlation_id: int | None = None,
     ) -> None:
-        """The driver decides the lease ends: it leaves the table (no keepalive, hello or
-        expiry applies to it any more), and a producer's stream starts settling.
-
-        The LeaseActor publishes the revoke and reports ``LeaseEnded``; the rest of the chain
-        (producer epoch bump, announce, detach response) continues in ``finish_lease``. Until
-        then the lease is still alive on the wire, so its client id, node id and per-consumer
-        streams stay taken, and a request that would see them free is held (``hold_for``).
-        """
-        self.leases.remove(record.lease_id)
-        entry = self.streams.get(record.stream_id)
-        if (
-            record.role == Role.PRODUCER
-            and entry is not None
-            and entry.producer_lease_id == record.lease_id
-        ):
-            entry.producer_lease_id = None
-            entry.settling = True
-        self.ending[record.lease_id] = EndingLease(
-            record=record, reason=reason, detach_correlation_id=detach_correlation_id
+        """End leases the driver decided on: their revokes go on the wire first, in one batch."""
+        self.finish_ending(
+            records, reason, self.take_leases(records, reason), detach_correlation_id
         )
-        self.ending_clients[record.client_id] = record.lease_id
-        self.ending_nodes[record.node_id] = record.lease_id
-        if tell_actor:
-            self.emit(TellLease(record.lease_id, EndLease(reason=reason, now_ns=self.now_ns)))
+
+    def take_leases(
+        self, records: Sequence[LeaseRecord], reason: LeaseRevokeReason
+    ) -> tuple[SbeMessage, ...]:
+        """Take leases out of the table (no keepalive, hello or expiry applies to them any
+        more) and build their revokes; ``finish_ending`` must follow in the same step."""
+        now = self.now_ns
+        revokes: list[SbeMessage] = []
+        for record in records:
+            self.leases.remove(record.lease_id)
+            revokes.append(
+                revoke_message(
+                    now_ns=now,
+                    lease_id=record.lease_id,
+                    stream_id=record.stream_id,
+                    client_id=record.client_id,
+                    role=record.role,
+                    reason=reason,
+                )
+            )
+        return tuple(revokes)
+
+    def finish_ending(
+        self,
+        records: Sequence[LeaseRecord],
+        reason: LeaseRevokeReason,
+        revokes: tuple[SbeMessage, ...],
+        detach_correlation_id: int | None = None,
+    ) -> None:
+        """The revokes are the first wire effect, so the wire shows them before anything that
+        observes the leases gone: a client or node id taken again, the producer's new epoch,
+        the detach response. Then what the leases held is released, their LeaseActors record
+        the end, and a producer's stream starts settling: the StreamActor provisions the new
+        epoch, announced (and a producer's detach answered) on ``EpochProvisioned``.
+        """
+        if not revokes:
+            return
+        now = self.now_ns
+        self.emit(SendAll(revokes))
+        end = EndLease(reason=reason, now_ns=now)
+        self.emit(EndLeaseActors(tuple((record.lease_id, end) for record in records)))
+        self.count(f"{COUNTER_REVOKE}.{reason.name}", len(records))
+        for record in records:
+            self.node_ids.release(record.node_id, now)
+            self.event(
+                EVENT_REVOKE,
+                lease_id=record.lease_id,
+                stream_id=record.stream_id,
+                client_id=record.client_id,
+                role=record.role.name,
+                reason=reason.name,
+            )
+            if record.role == Role.CONSUMER:
+                self.consumer_streams.release(record.client_id)
+            entry = self.streams.get(record.stream_id)
+            if entry is not None and entry.producer_lease_id == record.lease_id:
+                entry.producer_lease_id = None
+                entry.settling = True
+                if detach_correlation_id is not None:
+                    entry.detach_replies.append(detach_correlation_id)
+                self.emit(
+                    TellStream(
+                        record.stream_id,
+                        ProducerLeaseLost(
+                            record.lease_id, now, self.leases.epochs_of_stream(record.stream_id)
+                        ),
+                    )
+                )
+            elif detach_correlation_id is not None:
+                self.answer_detach(detach_correlation_id)
 
     def ask_stream(self, attach: PendingAttach) -> None:
         """Tell the attach's StreamActor to serve it (a producer provisions a fresh epoch),
@@ -307,52 +373,8 @@ class DriverModel(HsmModel):
         self.emit(TellStream(attach.stream_id, command(attach, self.now_ns, referenced)))
 
     def hold_for(self, lease_id: int, request: object) -> None:
-        """Handle ``request`` once ``lease_id`` is settled on the wire: the revoke of an
-        ending lease is out, or the answer to a pending attach is."""
+        """Handle ``request`` once the answer to the pending attach ``lease_id`` is out."""
         self.held.setdefault(lease_id, []).append(request)
-
-    def finish_lease(self, lease_id: int) -> None:
-        """The revoke of ``lease_id`` is on the outbox: release what the lease held, replay
-        the requests held for it, and continue the chain of §6/§7."""
-        ending = self.ending.pop(lease_id, None)
-        if ending is None:
-            return
-        record, reason = ending.record, ending.reason
-        if self.ending_clients.get(record.client_id) == lease_id:
-            del self.ending_clients[record.client_id]
-        if self.ending_nodes.get(record.node_id) == lease_id:
-            del self.ending_nodes[record.node_id]
-        self.node_ids.release(record.node_id, self.now_ns)
-        if record.role == Role.CONSUMER:
-            self.consumer_streams.release(record.client_id)
-        for request in self.held.pop(lease_id, ()):
-            self.post(request)
-        self.count(f"{COUNTER_REVOKE}.{reason.name}")
-        self.event(
-            EVENT_REVOKE,
-            lease_id=record.lease_id,
-            stream_id=record.stream_id,
-            client_id=record.client_id,
-            role=record.role.name,
-            reason=reason.name,
-        )
-        entry = self.streams.get(record.stream_id)
-        if record.role == Role.PRODUCER and entry is not None and entry.settling:
-            if ending.detach_correlation_id is not None:
-                entry.detach_replies.append(ending.detach_correlation_id)
-            self.emit(
-                TellStream(
-                    record.stream_id,
-                    ProducerLeaseLost(
-                        record.lease_id,
-                        self.now_ns,
-                        self.leases.epochs_of_stream(record.stream_id),
-                    ),
-                )
-            )
-            return
-        if ending.detach_correlation_id is not None:
-            self.answer_detach(ending.detach_correlation_id)
 
     def answer_detach(self, correlation_id: int) -> None:
         self.send(ShmDetachResponse(correlation_id=correlation_id, code=ResponseCode.OK))

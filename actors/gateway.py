@@ -14,6 +14,7 @@ the own-traffic filter below would discard their requests.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import struct
 import threading
@@ -27,6 +28,7 @@ import pyaeron
 import messages
 from actors.gateway_counters import Counters
 from actors.gateway_outbox import PublicationQueue
+from actors.intake import IntakeHorizon
 from actors.rate_limited_log import RateLimitedLog
 from messages.events import (
     COUNTER_DECODE_ERRORS,
@@ -38,7 +40,7 @@ from messages.events import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from tensorpool_config import DriverConfig
 
@@ -58,20 +60,32 @@ COUNTER_AERON_ERRORS = "gateway.aeron_errors"
 
 FRAGMENT_LIMIT = 10  # driver-behaviour.md §2: at most 10 fragments per poll
 OWN_SKIP_LIMIT = 256  # own fragments consumed per loop turn while the mailbox is full
-INTAKE_REPORT_NS = 20_000_000  # IntakeCaughtUp at most every 20 ms: expiry lags by that much
-# Idle park ceiling. Measured on the 2-core VM (bench/attach.py): a 1 ms park keeps the idle
-# driver near 1-2 % of a core, while 100 us costs ~9 %; the extra latency (<= 1 ms on the
-# first message after a quiet spell) is small next to provisioning an epoch, and the C
-# driver sleeps 1 ms when idle too.
+# Idle parks. Outgoing messages never wait for a park (``send`` wakes the thread); inbound
+# requests wait at most one park. Right after work the park is short, so a client's next
+# request (an attach after its detach, a retry) is read within ~50 us; after 100 ms of quiet
+# the park grows to 1 ms, so an idle driver wakes 1,000 times a second (measured in
+# bench/attach.py: under 1 % of a core for this thread), as the C driver's 1 ms idle sleep.
+HOT_PARK_NS = 50_000
+HOT_WINDOW_NS = 5_000_000
+WARM_PARK_NS = 250_000
+WARM_WINDOW_NS = 100_000_000
 DEFAULT_MAX_PARK_NS = 1_000_000
 DEFAULT_DRIVER_TIMEOUT_MS = 2_500
-DEFAULT_PUBLISH_DEADLINE_NS = 1_000_000_000
+# An announce (soft state) that could not be offered for this long is dropped: the next one
+# supersedes it. Control messages are never dropped (gateway_outbox.py).
+DEFAULT_SOFT_DEADLINE_NS = 1_000_000_000
 # Requests the DriverActor may have waiting before the gateway stops reading the control
 # stream. The driver absorbs ~50,000 keepalives/s (bench/attach.py), so the mailbox adds at most
 # ~0.1 s and bounded memory to another client's keepalive during a flood; beyond it requests
 # wait in the Aeron log, where flow control keeps each publisher within half a term of the
 # gateway (~20,000 keepalives with the 4 MiB default term, under 0.5 s of work).
 DEFAULT_MAX_BACKLOG = 5_000
+# Control messages waiting to be offered before the gateway stops reading requests: every
+# request can cause a reply, so this bounds the outgoing queue (plus one revoke per lease)
+# while a slow subscriber back-pressures the control publication.
+DEFAULT_MAX_OUTGOING = 20_000
+PR_SET_TIMERSLACK = 29  # prctl(2): the thread's timer slack, so a 50 us park is not 100 us
+GATEWAY_TIMER_SLACK_NS = 1_000
 COUNTER_THROTTLED = "gateway.throttled_polls"
 
 
@@ -126,21 +140,25 @@ class ControlGateway:
         *,
         on_fatal: Callable[[str], None] | None = None,
         driver_timeout_ms: int = DEFAULT_DRIVER_TIMEOUT_MS,
-        publish_deadline_ns: int = DEFAULT_PUBLISH_DEADLINE_NS,
+        soft_deadline_ns: int = DEFAULT_SOFT_DEADLINE_NS,
         max_park_ns: int = DEFAULT_MAX_PARK_NS,
         max_backlog: int = DEFAULT_MAX_BACKLOG,
+        max_outgoing: int = DEFAULT_MAX_OUTGOING,
     ) -> None:
         self.aeron_dir = aeron_dir
         self.channels = channels
         self._on_fatal = on_fatal
         self._driver_timeout_ms = driver_timeout_ms
-        self._publish_deadline_ns = publish_deadline_ns
+        self._soft_deadline_ns = soft_deadline_ns
         self._max_park_ns = max_park_ns
         self._max_backlog = max_backlog
+        self._max_outgoing = max_outgoing
         self._backlog: Callable[[], int] = _no_backlog
         self._counters = Counters()
         self._rate_log = RateLimitedLog(_log)
         self._outgoing: deque[messages.SbeMessage] = deque()  # append/popleft: thread-safe
+        self._wake = threading.Event()  # set by whoever queues work for the poll thread
+        self.intake = IntakeHorizon(self._wake.set)
         self._aeron_errors: deque[tuple[int, str]] = deque(maxlen=64)
         self._target: Target | None = None
         self._ready = threading.Event()
@@ -150,7 +168,6 @@ class ControlGateway:
         self._startup_error: BaseException | None = None
         self.fatal_reason: str | None = None
         self._own_sessions: frozenset[int] = frozenset()
-        self._intake_told_ns = 0
         self._thread = threading.Thread(target=self._run, name="control-gateway", daemon=True)
 
     # ---------------------------------------------------------------- any thread
@@ -175,14 +192,29 @@ class ControlGateway:
         if backlog is not None:
             self._backlog = backlog
         self._target = target
+        self._wake.set()
 
     def send(self, message: messages.SbeMessage) -> None:
-        """The ``Outbox`` entry point: never blocks, keeps the order of calls."""
+        """The ``Outbox`` entry point: never blocks, keeps the order of calls, wakes the
+        poll thread so the message leaves now rather than after its idle park."""
         if self._stopped.is_set():
-            self._counters.inc(f"{COUNTER_PUBLISH_FAILED}.{type(message).__name__}.closed")
-            _log.warning("gateway closed: %s not sent", type(message).__name__)
+            self._closed_send(message)
             return
         self._outgoing.append(message)
+        self._wake.set()
+
+    def send_all(self, batch: Iterable[messages.SbeMessage]) -> None:
+        """``send`` for many messages decided in one step: one queueing, one wake-up."""
+        if self._stopped.is_set():
+            for message in batch:
+                self._closed_send(message)
+            return
+        self._outgoing.extend(batch)
+        self._wake.set()
+
+    def _closed_send(self, message: messages.SbeMessage) -> None:
+        self._counters.inc(f"{COUNTER_PUBLISH_FAILED}.{type(message).__name__}.closed")
+        _log.warning("gateway closed: %s not sent", type(message).__name__)
 
     def counters(self) -> Mapping[str, int]:
         """Thread-safe snapshot of the transport counters (``gateway.*``)."""
@@ -200,6 +232,7 @@ class ControlGateway:
         """Flush what is queued (bounded by ``flush_timeout``), then close from the owner."""
         self._flush_deadline_ns = time.monotonic_ns() + int(flush_timeout * 1e9)
         self._closing = True
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(flush_timeout + self._driver_timeout_ms / 1000 + 5.0)
         self._stopped.set()
@@ -207,6 +240,7 @@ class ControlGateway:
     # ---------------------------------------------------------------- poll thread
 
     def _run(self) -> None:
+        _set_timer_slack(GATEWAY_TIMER_SLACK_NS)
         try:
             aeron, sub, pubs = self._open()
         except Exception as exc:  # no driver, bad channel: reported by start()
@@ -269,7 +303,7 @@ class ControlGateway:
             return PublicationQueue(
                 label,
                 pubs[label],
-                deadline_ns=self._publish_deadline_ns,
+                soft_deadline_ns=self._soft_deadline_ns,
                 counters=self._counters,
                 rate_log=self._rate_log,
             )
@@ -280,16 +314,18 @@ class ControlGateway:
     def _loop(
         self, aeron: Any, sub: Any, control_q: PublicationQueue, announce_q: PublicationQueue
     ) -> None:
-        idle = pyaeron.IdleStrategy.backoff(max_park_ns=self._max_park_ns)
         queues = (control_q,) if announce_q is control_q else (control_q, announce_q)
+        wake = self._wake
+        last_work_ns = time.monotonic_ns()
         while True:
+            wake.clear()  # before looking for work: a later send() makes the park return
             self._log_aeron_errors()
             if aeron.is_closed:
                 self._fatal("lost the Aeron media driver (client closed: driver timeout)")
                 return
             work = 0
             if self._target is not None and not self._closing:
-                if self._backlog() < self._max_backlog:
+                if self._backlog() < self._max_backlog and len(control_q) < self._max_outgoing:
                     work += self._poll(sub)
                 else:
                     self._counters.inc(COUNTER_THROTTLED)
@@ -306,19 +342,32 @@ class ControlGateway:
                     if q.drop_all("gateway closed before it could be sent"):
                         _log.warning("close: flush deadline passed with messages queued")
                 return
-            idle.idle(work)
+            if work:
+                last_work_ns = now
+            else:
+                wake.wait(self._park_s(now - last_work_ns))
+
+    def _park_s(self, quiet_ns: int) -> float:
+        """How long to park after ``quiet_ns`` without work (see HOT_PARK_NS)."""
+        if quiet_ns < HOT_WINDOW_NS:
+            park = HOT_PARK_NS
+        elif quiet_ns < WARM_WINDOW_NS:
+            park = WARM_PARK_NS
+        else:
+            park = self._max_park_ns
+        return min(park, self._max_park_ns) / 1e9
 
     def _poll(self, sub: Any) -> int:
-        """Read up to FRAGMENT_LIMIT requests; having drained the log, report the horizon.
+        """Read up to FRAGMENT_LIMIT requests; having drained the log, move the horizon.
 
         A poll that returns fewer fragments than it may has reached the end of the log, so
-        everything published before it started has been told to the target, ahead of the
-        ``IntakeCaughtUp`` stamped with that start (lease expiry waits for it).
+        everything published before it started has been told to the target: the intake
+        horizon moves to that start (``actors/intake.py``), and if the driver is waiting for
+        it, ``IntakeCaughtUp`` follows what was told.
         """
         started_ns = time.monotonic_ns()
         read: int = sub.poll(self._on_fragment, FRAGMENT_LIMIT)
-        if read < FRAGMENT_LIMIT and started_ns - self._intake_told_ns >= INTAKE_REPORT_NS:
-            self._intake_told_ns = started_ns
+        if read < FRAGMENT_LIMIT and self.intake.caught_up(started_ns):
             self._tell(IntakeCaughtUp(started_ns))
         return read
 
@@ -366,7 +415,7 @@ class ControlGateway:
                 continue
             is_announce = isinstance(message, messages.ShmPoolAnnounce)
             q = announce_q if is_announce else control_q
-            q.push(data, name=name, detail=_describe(message), soft=is_announce, now_ns=now_ns)
+            q.push(data, message, soft=is_announce, now_ns=now_ns)
             if len(q) == 1:
                 q.drain(now_ns)
         return moved
@@ -444,8 +493,9 @@ def _no_backlog() -> int:
     return 0
 
 
-def _describe(message: messages.SbeMessage) -> str:
-    """The identifying fields of a message, for the log line when it is dropped."""
-    keys = ("correlation_id", "lease_id", "stream_id", "client_id", "epoch", "code", "reason")
-    parts = [f"{k}={getattr(message, k)}" for k in keys if hasattr(message, k)]
-    return f"{type(message).__name__}({', '.join(parts)})"
+def _set_timer_slack(ns: int) -> None:
+    """Make this thread's short parks precise (Linux only; elsewhere a no-op)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0)
+    except (OSError, AttributeError) as exc:
+        _log.debug("cannot set the timer slack: %s", exc)

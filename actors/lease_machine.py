@@ -1,14 +1,15 @@
-"""The Lease HSM: ``Unattached -> Active -> Expired | Revoked | Detached``.
+"""The Lease HSM: ``Unattached -> Active -> Expired | Revoked | Detached``, and the revoke.
 
-The driver decides when a lease ends (it owns the deadlines, the keepalives stop there); this
-machine guarantees what ending means: entering a terminal state emits exactly one
-``ShmLeaseRevoked`` with the reason and its short text (A-34), and a terminal lease ignores
-any further end request (at most one revoke per lease, driver-behaviour.md §6).
+The driver decides when a lease ends (it owns the deadlines, the keepalives stop there) and
+puts the lease's ``ShmLeaseRevoked`` (``revoke_message``: the reason and its short text,
+A-34) on the outbox in the same step, batched with every other lease that step ends; it
+takes the lease out of its table there, so no lease is revoked twice (driver-behaviour.md
+§6). The LeaseActor hosting this machine is then told ``EndLease`` and records the terminal
+state; a terminal lease ignores any further end request. The wire never waits for it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from actors.commands import EndLease, GrantLease
@@ -28,13 +29,6 @@ _TERMINAL: Final = {
     LeaseRevokeReason.EXPIRED: "Expired",
     LeaseRevokeReason.REVOKED: "Revoked",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class PublishRevoke:
-    """Effect: put this ShmLeaseRevoked on the outbox."""
-
-    message: ShmLeaseRevoked
 
 
 class LeaseModel(HsmModel):
@@ -62,7 +56,7 @@ def revoke_message(
     role: Role,
     reason: LeaseRevokeReason,
 ) -> ShmLeaseRevoked:
-    """The ShmLeaseRevoked for a lease ending with ``reason`` (also used by the supervisor)."""
+    """The ShmLeaseRevoked for a lease ending with ``reason``."""
     return ShmLeaseRevoked(
         timestamp_ns=now_ns,
         lease_id=lease_id,
@@ -74,21 +68,9 @@ def revoke_message(
     )
 
 
-def _revoke(reason: LeaseRevokeReason) -> Callable[[LeaseModel], None]:
+def _ended(reason: LeaseRevokeReason) -> Callable[[LeaseModel], None]:
     def entry(m: LeaseModel) -> None:
         m.reason = reason
-        m.emit(
-            PublishRevoke(
-                revoke_message(
-                    now_ns=m.ended_ns,
-                    lease_id=m.lease_id,
-                    stream_id=m.stream_id,
-                    client_id=m.client_id,
-                    role=m.role,
-                    reason=reason,
-                )
-            )
-        )
 
     return entry
 
@@ -114,9 +96,9 @@ LEASE_MACHINE: Final = Machine[LeaseModel](
         "Unattached": State(parent="Lease"),
         "Active": State(parent="Lease"),
         "Ended": State(parent="Lease", initial="Revoked"),
-        "Expired": State(parent="Ended", entry=_revoke(LeaseRevokeReason.EXPIRED)),
-        "Revoked": State(parent="Ended", entry=_revoke(LeaseRevokeReason.REVOKED)),
-        "Detached": State(parent="Ended", entry=_revoke(LeaseRevokeReason.DETACHED)),
+        "Expired": State(parent="Ended", entry=_ended(LeaseRevokeReason.EXPIRED)),
+        "Revoked": State(parent="Ended", entry=_ended(LeaseRevokeReason.REVOKED)),
+        "Detached": State(parent="Ended", entry=_ended(LeaseRevokeReason.DETACHED)),
     },
     handlers={
         ("Unattached", GrantLease): _on_grant,

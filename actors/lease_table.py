@@ -3,7 +3,8 @@
 Deadlines sit in a heap with lazy deletion: a keepalive pushes a new (expiry, lease id) entry
 and leaves the old one behind; a sweep pops entries that are due and keeps only those that
 still match their lease's current expiry. A sweep therefore costs O(expired · log n), which
-keeps a 100 ms lease check cheap with 10,000 leases; stale entries are bounded by the number of
+keeps a lease check cheap with 10,000 leases, and ``next_deadline`` (what the driver arms its
+lease-check timer for) costs O(stale · log n); stale entries are bounded by the number of
 keepalives in one lease lifetime.
 """
 
@@ -95,6 +96,17 @@ class LeaseTable:
             if not stream:
                 del self._by_stream[record.stream_id]
         return record
+
+    def next_deadline(self) -> int | None:
+        """The earliest expiry of a lease in the table (stale heap entries are dropped)."""
+        deadlines, records = self._deadlines, self._records
+        while deadlines:
+            expiry_ns, lease_id = deadlines[0]
+            record = records.get(lease_id)
+            if record is not None and record.expiry_ns == expiry_ns:
+                return expiry_ns
+            heapq.heappop(deadlines)
+        return None
 
     def expired(self, now_ns: int) -> list[LeaseRecord]:
         """Leases with ``now_ns > expiry_ns`` (strictly), soonest first; they stay in the table.

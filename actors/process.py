@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -38,6 +39,7 @@ EXIT_FAILURE: Final = 1  # cannot start (lock, media driver), or lost the media 
 EXIT_CONFIG: Final = 2  # unusable configuration: nothing was created
 GATEWAY_FLUSH_S: Final = 2.0
 _WAIT_TURN_S: Final = 0.1
+SWITCH_INTERVAL_S: Final = 0.0005
 _PROBE_TIMEOUT_S: Final = 1.0
 
 
@@ -141,10 +143,16 @@ class _DriverRun:
         except GatewayError as exc:
             log.error("%s", exc)  # noqa: TRY400
             return EXIT_FAILURE
+        # Every request crosses the gateway and DriverActor threads; with several runnable
+        # threads, each hand-off can wait out the interpreter's switch interval (5 ms by
+        # default), which would dominate an attach round trip or a revoke's lateness.
+        previous_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
             return self.with_gateway(media, gateway)
         finally:
             gateway.close(GATEWAY_FLUSH_S)
+            sys.setswitchinterval(previous_interval)
 
     def with_gateway(self, media: MediaDriverHandle, gateway: ControlGateway) -> int:
         from actors import start_driver_system  # noqa: PLC0415
@@ -163,7 +171,9 @@ class _DriverRun:
             return admin
         try:
             events = admin.events if admin is not None else NullEventSink()
-            system = start_driver_system(self.config, outbox=gateway, events=events)
+            system = start_driver_system(
+                self.config, outbox=gateway, events=events, intake=gateway.intake
+            )
             try:
                 if admin is not None:
                     admin.bind_driver(system.driver)

@@ -29,13 +29,13 @@ from shm.hugepages import is_hugetlbfs
 
 if TYPE_CHECKING:
     from actors.clock import Clock
+    from actors.intake import IntakeHorizon
     from actors.stream import Provisioner
     from messages.events import EventSink, Outbox
     from tensorpool_config.model import DriverConfig
 
 logger = logging.getLogger(__name__)
 
-MAX_LEASE_CHECK_PERIOD_MS: Final = 100  # A-26: check expiry at least every 100 ms
 DEFAULT_STATUS_TIMEOUT_S: Final = 5.0
 _START_TIMEOUT_S: Final = 30.0
 
@@ -130,8 +130,14 @@ def start_driver_system(
     events: EventSink | None = None,
     dispatcher: Dispatcher | None = None,
     provisioner: Provisioner | None = None,
+    intake: IntakeHorizon | None = None,
 ) -> DriverSystem:
-    """Start the driver actor tree and return once it is Running with its timers armed."""
+    """Start the driver actor tree and return once it is Running with its timers armed.
+
+    ``intake`` is the gateway's read horizon (``ControlGateway.intake``): with it, a lease
+    expires only once every keepalive published before its deadline has been handled; without
+    it (tests, embedding without a gateway) expiry follows the clock alone.
+    """
     own_clock = clock is None
     the_clock: Clock = MonotonicClock() if clock is None else clock
     own_dispatcher = dispatcher is None
@@ -144,18 +150,13 @@ def start_driver_system(
         clock=the_clock,
         events=events,
         provisioner=provisioner,
+        intake=intake,
         lease_actor_class=_lease_class(pool),
         hugepages_capable=_hugepages_capable(config),
         stopped=stopped,
     )
     try:
-        lease_check_ms = min(MAX_LEASE_CHECK_PERIOD_MS, policies.lease_keepalive_interval_ms)
-        timer = TimerActor.start(
-            the_clock,
-            driver,
-            policies.announce_period_ms * NS_PER_MS,
-            max(lease_check_ms, 1) * NS_PER_MS,
-        )
+        timer = TimerActor.start(the_clock, driver, policies.announce_period_ms * NS_PER_MS)
     except BaseException:
         driver.stop()
         raise

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from tensorpool_config.loader import parse_config
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from pathlib import Path
 
     from messages.events import DriverEvent
@@ -28,6 +28,11 @@ class _Recorder[T]:
     def _record(self, item: T) -> None:
         with self._cond:
             self._items.append(item)
+            self._cond.notify_all()
+
+    def _record_all(self, items: Iterable[T]) -> None:
+        with self._cond:
+            self._items.extend(items)
             self._cond.notify_all()
 
     def _snapshot(self) -> list[T]:
@@ -49,6 +54,9 @@ class RecordingOutbox(_Recorder["SbeMessage"]):
 
     def send(self, message: SbeMessage) -> None:
         self._record(message)
+
+    def send_all(self, messages: Iterable[SbeMessage]) -> None:
+        self._record_all(messages)
 
     @property
     def messages(self) -> list[SbeMessage]:

@@ -21,7 +21,6 @@ import pykka
 from messages.events import (
     AnnounceTimerFired,
     ArmShutdownTimer,
-    LeaseCheckTimerFired,
     ShutdownTimerFired,
 )
 
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 
     from actors.clock import Clock, TimerHandle
 
-__all__ = ["PeriodicTimer", "TimerActor"]
+__all__ = ["DeadlineTimer", "PeriodicTimer", "TimerActor"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +86,61 @@ class PeriodicTimer:
             self._handle = self._clock.call_at(self.deadline_ns, self._fire)
 
 
-class TimerActor(pykka.ThreadingActor):
-    """Owns the driver's timers: announce, lease check, and the one-shot shutdown timer.
+class DeadlineTimer:
+    """A one-shot clock callback that tells ``target`` one event at a deadline.
 
-    Start with ``TimerActor.start(clock, target, announce_period_ns, lease_check_period_ns)``.
-    The periodic timers are armed in ``on_start`` (first firing one period after start);
+    ``arm(deadline_ns)`` replaces whatever is pending, from any thread; the event carries the
+    clock reading at firing (on a ManualClock exactly the deadline). The DriverActor arms its
+    lease check this way for the earliest lease deadline, so expiry happens at the deadline
+    instead of on the next tick of a period.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        target: pykka.ActorRef[Any],
+        make_event: Callable[[int], object],
+    ) -> None:
+        self._clock = clock
+        self._target = target
+        self._make_event = make_event
+        self._lock = threading.Lock()
+        self._handle: TimerHandle | None = None
+        self.armed = 0  # how many times it was armed (for tests and benches)
+
+    def arm(self, deadline_ns: int) -> None:
+        with self._lock:
+            if self._handle is not None:
+                self._handle.cancel()
+            self.armed += 1
+            handle: list[TimerHandle] = []
+
+            def fire() -> None:
+                with self._lock:
+                    if self._handle is not handle[0]:
+                        return  # replaced while this callback was starting
+                    self._handle = None
+                try:
+                    self._target.tell(self._make_event(self._clock.now_ns()))
+                except pykka.ActorDeadError:
+                    logger.debug("deadline timer target %s is gone", self._target)
+
+            handle.append(self._clock.call_at(deadline_ns, fire))
+            self._handle = handle[0]
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._handle is not None:
+                self._handle.cancel()
+                self._handle = None
+
+
+class TimerActor(pykka.ThreadingActor):
+    """Owns the driver's periodic announce timer and the one-shot shutdown timer.
+
+    Start with ``TimerActor.start(clock, target, announce_period_ns)``. The announce timer is
+    armed in ``on_start`` (first firing one period after start); the lease check is not periodic:
+    the DriverActor arms it for the earliest lease deadline (``DeadlineTimer``);
     ``ArmShutdownTimer(deadline_ns)`` arms the shutdown timer (a later one replaces an earlier
     one that has not fired); ``on_stop`` cancels every timer.
     """
@@ -101,18 +150,13 @@ class TimerActor(pykka.ThreadingActor):
         clock: Clock,
         target: pykka.ActorRef[Any],
         announce_period_ns: int,
-        lease_check_period_ns: int,
     ) -> None:
         super().__init__()
-        if announce_period_ns <= 0 or lease_check_period_ns <= 0:
-            raise ValueError(
-                "timer periods must be > 0 ns, got"
-                f" announce={announce_period_ns} lease_check={lease_check_period_ns}"
-            )
+        if announce_period_ns <= 0:
+            raise ValueError(f"the announce period must be > 0 ns, got {announce_period_ns}")
         self._clock = clock
         self._target = target
         self._announce_period_ns = announce_period_ns
-        self._lease_check_period_ns = lease_check_period_ns
         self._periodic: list[PeriodicTimer] = []
         self._shutdown: TimerHandle | None = None
         self._shutdown_lock = threading.Lock()
@@ -126,13 +170,6 @@ class TimerActor(pykka.ThreadingActor):
                 now + self._announce_period_ns,
                 self._target,
                 AnnounceTimerFired,
-            ),
-            PeriodicTimer(
-                self._clock,
-                self._lease_check_period_ns,
-                now + self._lease_check_period_ns,
-                self._target,
-                LeaseCheckTimerFired,
             ),
         ]
 

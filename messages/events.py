@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from messages.control import Role, ShutdownReason
     from messages.sbe import SbeMessage
@@ -34,7 +34,7 @@ class AnnounceTimerFired:
 
 @dataclass(frozen=True, slots=True)
 class LeaseCheckTimerFired:
-    """Time to sweep lease deadlines (at least every 100 ms, ambiguity A-26)."""
+    """The earliest lease deadline (armed by the driver on its clock) has passed: sweep."""
 
     now_ns: int
 
@@ -61,11 +61,10 @@ class ArmShutdownTimer:
 class IntakeCaughtUp:
     """The gateway has read the control stream up to ``now_ns`` and told all of it first.
 
-    A keepalive can be late to the driver without being late on the wire: while a flood holds
-    the gateway back, it waits unread in the Aeron log. Leases therefore expire only up to the
-    newest of these horizons (mailbox order puts everything read before it ahead of it). Time
-    is CLOCK_MONOTONIC, the driver clock's domain. Until the first one arrives (no gateway:
-    tests, embedding) expiry follows the timer alone.
+    Told only when the driver asked for it (``actors/intake.py``: a lease is due but the
+    shared horizon could not yet prove its keepalive is not unread in the Aeron log). Mailbox
+    order puts everything read before it ahead of it, so leases due before ``now_ns`` may
+    expire when it arrives. Time is CLOCK_MONOTONIC, the driver clock's domain.
     """
 
     now_ns: int
@@ -208,6 +207,10 @@ class Outbox(Protocol):
     """
 
     def send(self, message: SbeMessage) -> None: ...
+
+    def send_all(self, messages: Iterable[SbeMessage]) -> None:
+        """``send`` each message in order (one call for what one step decided)."""
+        ...
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ from actors.testing import small_config
 from messages import Role, ShmDetachRequest, ShmLeaseKeepalive
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
     from messages import SbeMessage
@@ -26,6 +27,10 @@ class BlockingOutbox:
     def send(self, message: SbeMessage) -> None:
         self.entered.set()
         assert self.release.wait(10), "test never released the driver"
+
+    def send_all(self, messages: Iterable[SbeMessage]) -> None:
+        for message in messages:
+            self.send(message)
 
 
 def test_backlog_counts_the_messages_the_driver_has_not_handled(tmp_path: Path) -> None:

@@ -106,6 +106,8 @@ def test_repeated_child_failures_escalate_to_shutdown_error(h: Harness, prov: Pr
 def test_failing_lease_actor_is_revoked_by_the_driver(h: Harness) -> None:
     r = h.attach(7)
     h.wait_count(ShmPoolAnnounce, 1)
+    assert h.system is not None
+    h.system.status()  # barrier: the grant's last effect, starting the LeaseActor, is done
     (lease_ref,) = pykka.ActorRegistry.get_by_class(LeaseActor)
     lease_ref.tell("not a lease command")  # a bug in the child: it raises
     (revoke,) = h.wait_count(ShmLeaseRevoked, 1)

@@ -9,7 +9,7 @@ import pykka
 import pytest
 
 from actors.clock import ManualClock, MonotonicClock, TimerHandle
-from actors.timer import PeriodicTimer, TimerActor
+from actors.timer import DeadlineTimer, PeriodicTimer, TimerActor
 from messages.events import (
     AnnounceTimerFired,
     ArmShutdownTimer,
@@ -63,10 +63,10 @@ def start_target() -> tuple[pykka.ActorRef[Target], Target]:
 
 
 def start_timer(
-    clock: ManualClock, target: pykka.ActorRef[Target], announce: int, check: int
+    clock: ManualClock, target: pykka.ActorRef[Target], announce: int
 ) -> pykka.ActorRef[TimerActor]:
-    timer = TimerActor.start(clock, target, announce, check)
-    assert clock.wait_for_pending(2, timeout=TIMEOUT)  # on_start armed both timers
+    timer = TimerActor.start(clock, target, announce)
+    assert clock.wait_for_pending(1, timeout=TIMEOUT)  # on_start armed the announce timer
     return timer
 
 
@@ -79,19 +79,17 @@ class TestPeriodicTimers:
     def test_exact_fire_times_and_counts_over_one_advance(self) -> None:
         clock = ManualClock(start_ns=5 * MS)
         ref, target = start_target()
-        start_timer(clock, ref, announce=1_000 * MS, check=100 * MS)
+        start_timer(clock, ref, announce=100 * MS)
         clock.advance(1_000 * MS)
-        received = target.wait_for(11)
-        checks = [LeaseCheckTimerFired((5 + 100 * i) * MS) for i in range(1, 11)]
-        # At 1005 ms both are due: announce was scheduled first (at start), so it goes first.
-        assert received == [*checks[:9], AnnounceTimerFired(1_005 * MS), checks[9]]
+        received = target.wait_for(10)
+        assert received == [AnnounceTimerFired((5 + 100 * i) * MS) for i in range(1, 11)]
         barrier(ref)
-        assert target.received[11:] == ["barrier"]
+        assert target.received[10:] == ["barrier"]
 
     def test_rearming_keeps_the_grid_across_uneven_advances(self) -> None:
         clock = ManualClock()
         ref, target = start_target()
-        start_timer(clock, ref, announce=300, check=1_000_000)
+        start_timer(clock, ref, announce=300)
         for step in (250, 100, 1, 349, 0, 300):  # 250, 350, 351, 700, 700, 1000
             clock.advance(step)
         received = target.wait_for(3)
@@ -107,7 +105,7 @@ class TestPeriodicTimers:
     def test_unknown_message_is_logged_not_fatal(self, caplog: pytest.LogCaptureFixture) -> None:
         clock = ManualClock()
         ref, _ = start_target()
-        timer = start_timer(clock, ref, announce=10, check=10)
+        timer = start_timer(clock, ref, announce=10)
         timer.tell("nonsense")
         timer.ask(ArmShutdownTimer(deadline_ns=1), block=True, timeout=TIMEOUT)
         assert timer.is_alive()
@@ -116,27 +114,27 @@ class TestPeriodicTimers:
     def test_rejects_non_positive_periods(self) -> None:
         clock = ManualClock()
         ref, _ = start_target()
-        with pytest.raises(ValueError, match="periods must be > 0"):
-            TimerActor(clock, ref, 0, 100)
+        with pytest.raises(ValueError, match="must be > 0"):
+            TimerActor(clock, ref, 0)
 
 
 class TestShutdownTimer:
     def test_fires_once_at_its_deadline(self) -> None:
         clock = ManualClock()
         ref, target = start_target()
-        timer = start_timer(clock, ref, announce=10**12, check=10**12)
+        timer = start_timer(clock, ref, announce=10**12)
         timer.ask(ArmShutdownTimer(deadline_ns=5_000), block=True, timeout=TIMEOUT)
         clock.advance(4_999)
         barrier(ref)
         assert target.received == ["barrier"]
         clock.advance(10_000)
         assert target.wait_for(2) == ["barrier", ShutdownTimerFired(5_000)]
-        assert clock.pending() == 2  # only the periodic timers remain
+        assert clock.pending() == 1  # only the periodic timer remains
 
     def test_rearming_replaces_the_earlier_deadline(self) -> None:
         clock = ManualClock()
         ref, target = start_target()
-        timer = start_timer(clock, ref, announce=10**12, check=10**12)
+        timer = start_timer(clock, ref, announce=10**12)
         timer.tell(ArmShutdownTimer(deadline_ns=5_000))
         timer.ask(ArmShutdownTimer(deadline_ns=2_000), block=True, timeout=TIMEOUT)
         clock.advance(10_000)
@@ -146,7 +144,7 @@ class TestShutdownTimer:
     def test_deadline_in_the_past_fires_on_the_next_advance(self) -> None:
         clock = ManualClock(start_ns=9_000)
         ref, target = start_target()
-        timer = start_timer(clock, ref, announce=10**12, check=10**12)
+        timer = start_timer(clock, ref, announce=10**12)
         timer.ask(ArmShutdownTimer(deadline_ns=1_000), block=True, timeout=TIMEOUT)
         clock.advance(0)
         assert target.wait_for(1) == [ShutdownTimerFired(9_000)]
@@ -156,23 +154,22 @@ class TestStop:
     def test_stop_cancels_every_timer(self) -> None:
         clock = ManualClock()
         ref, target = start_target()
-        timer = start_timer(clock, ref, announce=100, check=30)
-        timer.ask(ArmShutdownTimer(deadline_ns=50), block=True, timeout=TIMEOUT)
-        assert clock.pending() == 3
+        timer = start_timer(clock, ref, announce=100)
+        timer.ask(ArmShutdownTimer(deadline_ns=80), block=True, timeout=TIMEOUT)
+        assert clock.pending() == 2
         clock.advance(30)
-        assert target.wait_for(1) == [LeaseCheckTimerFired(30)]
         assert timer.stop(timeout=TIMEOUT)
         assert clock.pending() == 0
         clock.advance(1_000)
         barrier(ref)
-        assert target.received == [LeaseCheckTimerFired(30), "barrier"]
+        assert target.received == ["barrier"]
 
     def test_dead_target_stops_the_periodic_timer(self) -> None:
         clock = ManualClock()
         ref, _ = start_target()
-        start_timer(clock, ref, announce=100, check=100)
+        start_timer(clock, ref, announce=100)
         assert ref.stop(timeout=TIMEOUT)
-        clock.advance(100)  # both timers find the target gone and do not re-arm
+        clock.advance(100)  # the timer finds the target gone and does not re-arm
         assert clock.pending() == 0
 
 
@@ -247,11 +244,60 @@ class TestWithMonotonicClock:
     ) -> None:
         ref, target = start_target()
         start = mono.now_ns()
-        timer = TimerActor.start(mono, ref, 2 * MS, 1 * MS)
-        received = target.wait_for(4)
+        timer = TimerActor.start(mono, ref, 2 * MS)
+        deadline = DeadlineTimer(mono, ref, LeaseCheckTimerFired)
+        deadline.arm(start + 3 * MS)
+        received = target.wait_for(3)
         assert timer.stop(timeout=TIMEOUT)
         assert mono.pending() == 0
         assert all(isinstance(m, AnnounceTimerFired | LeaseCheckTimerFired) for m in received)
-        times = [m.now_ns for m in received if isinstance(m, LeaseCheckTimerFired)]
+        times = [m.now_ns for m in received if isinstance(m, AnnounceTimerFired)]
         assert times == sorted(times)
         assert all(t > start for t in times)
+        (check,) = [m for m in received if isinstance(m, LeaseCheckTimerFired)]
+        assert check.now_ns >= start + 3 * MS
+
+
+class TestDeadlineTimer:
+    def test_fires_once_at_exactly_its_deadline(self) -> None:
+        clock = ManualClock()
+        ref, target = start_target()
+        timer = DeadlineTimer(clock, ref, LeaseCheckTimerFired)
+        timer.arm(3_000_000_001)
+        clock.advance(3_000_000_000)
+        barrier(ref)
+        assert target.received == ["barrier"]
+        clock.advance(10)
+        assert target.wait_for(2) == ["barrier", LeaseCheckTimerFired(3_000_000_001)]
+        assert clock.pending() == 0
+
+    def test_arming_again_replaces_the_pending_deadline(self) -> None:
+        clock = ManualClock()
+        ref, target = start_target()
+        timer = DeadlineTimer(clock, ref, LeaseCheckTimerFired)
+        timer.arm(500)
+        timer.arm(200)
+        assert clock.pending() == 1
+        clock.advance(1_000)
+        assert target.wait_for(1) == [LeaseCheckTimerFired(200)]
+        barrier(ref)
+        assert target.received == [LeaseCheckTimerFired(200), "barrier"]
+        assert timer.armed == 2
+
+    def test_a_deadline_already_past_fires_on_the_next_advance(self) -> None:
+        clock = ManualClock(start_ns=1_000)
+        ref, target = start_target()
+        DeadlineTimer(clock, ref, LeaseCheckTimerFired).arm(10)
+        clock.advance(0)
+        assert target.wait_for(1) == [LeaseCheckTimerFired(1_000)]
+
+    def test_cancel_leaves_nothing_pending(self) -> None:
+        clock = ManualClock()
+        ref, target = start_target()
+        timer = DeadlineTimer(clock, ref, LeaseCheckTimerFired)
+        timer.arm(100)
+        timer.cancel()
+        assert clock.pending() == 0
+        clock.advance(1_000)
+        barrier(ref)
+        assert target.received == ["barrier"]

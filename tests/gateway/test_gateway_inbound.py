@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import random
 import struct
 import time
@@ -11,7 +10,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 import messages
-from actors.gateway import INTAKE_REPORT_NS
 from messages import (
     Bool,
     ConsumerHello,
@@ -262,27 +260,26 @@ def test_a_full_driver_mailbox_stops_reading_until_it_drains(
     assert recording.wait_for(lambda seen: len(seen) >= 1) == [keepalive(1)]
 
 
-def test_intake_horizons_come_after_every_request_sent_before_them(
+def test_the_intake_horizon_moves_past_what_was_read_and_is_told_only_when_wanted(
     gateway_and_peer: tuple[ControlGateway, Peer], recording: Recording
 ) -> None:
-    _, peer = gateway_and_peer
+    gw, peer = gateway_and_peer
     sent_ns: list[int] = []
     for lease_id in range(1, 26):
         peer.send(messages.encode(keepalive(lease_id)))
         sent_ns.append(time.monotonic_ns())  # the offer has completed: it is in the log
     last = sent_ns[-1]
+    peer.poll_until(lambda: gw.intake.read_ns > last)
+    recording.wait_for(lambda seen: len(seen) == 25)  # told before the horizon moved
+    assert recording.intake == []  # nobody asked: no message
+    wanted = time.monotonic_ns()
+    gw.intake.want(wanted)
     with recording.cond:
-        assert recording.cond.wait_for(
-            lambda: any(ev.now_ns > last for ev, _ in recording.intake), 5.0
-        ), recording.intake
-        horizons = list(recording.intake)
-    assert len(recording.messages) == 25
-    for ev, told_before in horizons:
-        # Everything in the log when the horizon's poll began was told ahead of it.
-        assert told_before >= sum(1 for t in sent_ns if t < ev.now_ns), (ev, told_before)
-    stamps = [ev.now_ns for ev, _ in horizons]
-    assert stamps == sorted(stamps)
-    assert all(b - a >= INTAKE_REPORT_NS for a, b in itertools.pairwise(stamps))
+        assert recording.cond.wait_for(lambda: len(recording.intake) == 1, 5.0)
+        ((ev, told_before),) = recording.intake
+    assert ev.now_ns >= wanted
+    assert told_before == 25
+    assert not gw.intake.wanted
 
 
 def test_no_intake_horizon_while_a_full_mailbox_holds_reading_back(
@@ -296,12 +293,13 @@ def test_no_intake_horizon_while_a_full_mailbox_holds_reading_back(
     peer = make_peer()
     peer.send(messages.encode(keepalive(1)))
     held_since = time.monotonic_ns()
+    gw.intake.want(held_since)
     peer.poll_until(lambda: gw.counters().get("gateway.throttled_polls", 0) >= 50)
     with recording.cond:
-        assert [ev for ev, _ in recording.intake if ev.now_ns > held_since] == []
+        assert recording.intake == []
+    assert gw.intake.read_ns < held_since
     backlog[0] = 0
     with recording.cond:
-        assert recording.cond.wait_for(
-            lambda: any(ev.now_ns > held_since for ev, _ in recording.intake), 5.0
-        )
+        assert recording.cond.wait_for(lambda: len(recording.intake) == 1, 5.0)
         assert recording.messages == [keepalive(1)]
+        assert recording.intake[0][1] == 1  # the keepalive was told ahead of the horizon

@@ -12,7 +12,7 @@ import pytest
 import messages
 from actors.gateway import ControlGateway, GatewayError
 from actors.gateway_counters import Counters
-from actors.gateway_outbox import PublicationQueue
+from actors.gateway_outbox import COUNTER_SOFT_DROPPED, COUNTER_STALLED, PublicationQueue
 from actors.rate_limited_log import RateLimitedLog
 from messages import (
     ClockDomain,
@@ -110,14 +110,14 @@ def test_shared_announce_stream_keeps_the_spec_order(
 def test_announce_without_subscriber_is_dropped_at_once_and_control_still_flows(
     make_gateway: Callable[..., ControlGateway], make_peer: Callable[..., Peer]
 ) -> None:
-    gw = make_gateway(publish_deadline_ns=60_000_000_000)  # a wait would hang the test
+    gw = make_gateway()
     peer = make_peer(announce_sub=False)
     gw.send(announce(1))
     gw.send(detach_ok(2))
     peer.poll_until(lambda: len(peer.control) >= 1)
     assert decoded(peer.control) == [detach_ok(2)]
     peer.poll_until(
-        lambda: gw.counters().get(f"{COUNTER_PUBLISH_FAILED}.ShmPoolAnnounce.NOT_CONNECTED") == 1
+        lambda: gw.counters().get(f"{COUNTER_SOFT_DROPPED}.ShmPoolAnnounce.NOT_CONNECTED") == 1
     )
 
 
@@ -126,7 +126,7 @@ def test_back_pressure_is_retried_in_order_until_the_subscriber_drains(
     make_peer: Callable[..., Peer],
     recording: Recording,
 ) -> None:
-    gw = make_gateway(publish_deadline_ns=30_000_000_000)
+    gw = make_gateway()
     peer = make_peer()
     # Unbound, the gateway does not poll its own control subscription: a 64 KiB term admits
     # ~32 KiB ahead of its slowest subscriber, so 100 responses of ~1 KiB back up.
@@ -156,7 +156,7 @@ def test_replies_flow_while_a_full_mailbox_holds_requests_back(
 ) -> None:
     """Throttled, the gateway still reads back its own messages: otherwise its own control
     subscription, left behind, would hold its replies to a window of 32 KiB."""
-    gw = make_gateway(max_backlog=10, publish_deadline_ns=30_000_000_000)
+    gw = make_gateway(max_backlog=10)
     gw.bind(recording.ref, backlog=lambda: 10)  # the driver's mailbox is at the bound
     peer = make_peer()
     peer.send(
@@ -179,23 +179,30 @@ def test_replies_flow_while_a_full_mailbox_holds_requests_back(
     assert recording.messages == []  # the request still waits in the log
 
 
-def test_back_pressure_past_the_deadline_drops_and_counts(
-    make_gateway: Callable[..., ControlGateway], make_peer: Callable[..., Peer]
+def test_control_messages_outlive_any_back_pressure_and_arrive_in_order(
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
 ) -> None:
-    gw = make_gateway(publish_deadline_ns=200_000_000)
-    make_peer()  # never polls until the end: the window stays full
+    gw = make_gateway(soft_deadline_ns=200_000_000)
+    peer = make_peer()  # does not poll until the stall is seen: the window stays full
     text = "y" * 1000
-    for i in range(1, 101):
-        gw.send(ShmDetachResponse(correlation_id=i, code=ResponseCode.REJECTED, error_message=text))
-    failed = f"{COUNTER_PUBLISH_FAILED}.ShmDetachResponse.BACK_PRESSURED"
-    lost = threading.Event()
-    for _ in range(400):  # bounded: waiting on the gateway's own deadline, not timing it
-        if gw.counters().get(failed, 0) > 0:
-            lost.set()
+    sent = [
+        ShmDetachResponse(correlation_id=i, code=ResponseCode.REJECTED, error_message=text)
+        for i in range(1, 101)
+    ]
+    gw.send_all(sent)
+    stalled = threading.Event()
+    for _ in range(100):  # bounded: waiting on the gateway's own stall mark, not timing it
+        if gw.counters().get(COUNTER_STALLED, 0) > 0:
+            stalled.set()
             break
-        lost.wait(0.05)
-    assert lost.is_set()
-    assert gw.counters()[COUNTER_PUBLISH_FAILED] >= 1
+        stalled.wait(0.05)
+    assert stalled.is_set()  # held past the soft deadline and the stall mark ...
+    assert gw.counters().get(COUNTER_PUBLISH_FAILED, 0) == 0  # ... and nothing dropped
+    gw.bind(recording.ref)  # the gateway drains its own subscription too
+    peer.poll_until(lambda: len(peer.control) >= 100, timeout=20)
+    assert decoded(peer.control) == sent
     assert gw.running
 
 
@@ -290,7 +297,7 @@ def test_close_flushes_a_message_sent_just_before_it() -> None:
     queue = PublicationQueue(
         "control",
         publication,
-        deadline_ns=10**9,
+        soft_deadline_ns=10**9,
         counters=Counters(),
         rate_log=RateLimitedLog(logging.getLogger("test")),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actors.commands import EpochInfo
-from actors.driver_effects import Send
+from actors.driver_effects import Send, SendAll
 from actors.driver_machine import DriverStarted, new_driver_hsm
 from actors.driver_model import DriverModel
 from actors.testing import small_config
@@ -39,8 +39,14 @@ def new_driver(tmp_path: Path, **policies: object) -> Hsm[DriverModel]:
 
 
 def sends(effects: list[object]) -> list[Any]:
-    """The SBE messages among ``effects``, in order."""
-    return [e.message for e in effects if isinstance(e, Send)]
+    """The SBE messages among ``effects`` (single and batched), in wire order."""
+    out: list[Any] = []
+    for e in effects:
+        if isinstance(e, Send):
+            out.append(e.message)
+        elif isinstance(e, SendAll):
+            out.extend(e.messages)
+    return out
 
 
 def attach_request(**fields: Any) -> ShmAttachRequest:

@@ -14,7 +14,6 @@ from actors.commands import (
     EndLease,
     EpochInfo,
     EpochProvisioned,
-    LeaseEnded,
     PendingAttach,
     ProducerAttach,
     ProducerLeaseLost,
@@ -22,15 +21,19 @@ from actors.commands import (
     StreamReady,
 )
 from actors.driver_effects import (
+    ArmLeaseCheck,
     ArmShutdown,
+    Emit,
+    EndLeaseActors,
     EnterStopped,
     Send,
+    SendAll,
     SpawnStream,
     StartLease,
-    TellLease,
     TellStream,
+    WantIntake,
 )
-from actors.driver_leases import MAX_EXPIRY_DEFERRAL_NS
+from actors.driver_leases import INTAKE_RECHECK_NS, MAX_EXPIRY_DEFERRAL_NS
 from actors.driver_machine import DriverStarted, new_driver_hsm
 from actors.driver_model import DriverModel
 from actors.supervision import CHILD_STREAM
@@ -45,6 +48,7 @@ from messages.control import (
     ShmDriverShutdown,
     ShmDriverShutdownRequest,
     ShmLeaseKeepalive,
+    ShmLeaseRevoked,
     ShutdownReason,
 )
 from messages.events import (
@@ -89,13 +93,20 @@ def keepalive(lease_id: int, role: Role = Role.PRODUCER) -> ShmLeaseKeepalive:
 
 
 def attach(hsm: Hsm[DriverModel], client_id: int = 7, role: Role = Role.PRODUCER) -> int:
+    """Grant ``client_id`` a lease (through the stream unless a consumer is granted at once)."""
     effects = hsm.dispatch(attach_request(correlation_id=client_id, client_id=client_id, role=role))
-    (tell,) = [e for e in effects if isinstance(e, TellStream)]
-    command = tell.command
-    assert isinstance(command, ProducerAttach) or role == Role.CONSUMER
-    pending = command.attach  # type: ignore[union-attr]
-    hsm.dispatch(StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=True))
-    return pending.lease_id
+    tells = [e for e in effects if isinstance(e, TellStream)]
+    if tells:
+        (tell,) = tells
+        command = tell.command
+        assert isinstance(command, ProducerAttach | ConsumerAttach)
+        effects = hsm.dispatch(
+            StreamReady(stream_id=10000, info=INFO, attach=command.attach, bumped=True)
+        )
+    (response, *_) = sends(effects)
+    assert isinstance(response, ShmAttachResponse)
+    assert response.lease_id is not None
+    return response.lease_id
 
 
 def test_attach_asks_the_stream_then_grants_response_before_announce(
@@ -110,7 +121,7 @@ def test_attach_asks_the_stream_then_grants_response_before_announce(
     assert (pending.lease_id, pending.node_id) == (1, 1)
     effects = driver.dispatch(StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=True))
     kinds = [type(e) for e in effects if isinstance(e, StartLease | Send)]
-    assert kinds == [StartLease, Send, Send]
+    assert kinds == [Send, Send, StartLease]  # the wire first: the actor is not on its path
     response, announce = sends(effects)
     assert response == ShmAttachResponse(
         correlation_id=5,
@@ -258,32 +269,49 @@ def test_keepalive_needs_all_four_ids(driver: Hsm[DriverModel]) -> None:
     assert record.expiry_ns == 1000 + TTL
 
 
-def test_expiry_is_strict_and_starts_the_revoke_chain(driver: Hsm[DriverModel]) -> None:
+def wire(effects: list[object]) -> list[object]:
+    """Effects other than events and the lease-check arming."""
+    return [e for e in effects if not isinstance(e, Emit | ArmLeaseCheck)]
+
+
+def expired(lease_id: int, now_ns: int) -> list[object]:
+    revoke = ShmLeaseRevoked(
+        timestamp_ns=now_ns,
+        lease_id=lease_id,
+        stream_id=10000,
+        client_id=7,
+        role=Role.PRODUCER,
+        reason=LeaseRevokeReason.EXPIRED,
+        error_message="lease expired",
+    )
+    end = EndLease(reason=LeaseRevokeReason.EXPIRED, now_ns=now_ns)
+    return [SendAll((revoke,)), EndLeaseActors(((lease_id, end),))]
+
+
+def test_expiry_is_strict_and_puts_the_revoke_on_the_wire(driver: Hsm[DriverModel]) -> None:
     lease_id = attach(driver)
-    assert driver.dispatch(LeaseCheckTimerFired(TTL)) == []
+    assert driver.dispatch(LeaseCheckTimerFired(TTL)) == [ArmLeaseCheck(TTL + 1)]
     effects = driver.dispatch(LeaseCheckTimerFired(TTL + 1))
-    assert effects == [
-        TellLease(lease_id, EndLease(reason=LeaseRevokeReason.EXPIRED, now_ns=TTL + 1))
-    ]
+    assert wire(effects)[:2] == expired(lease_id, TTL + 1)
+    assert isinstance(wire(effects)[2], TellStream)  # the producer's stream: ProducerLeaseLost
     assert driver.model.leases.get(lease_id) is None
 
 
 def test_expiry_waits_for_the_gateway_to_have_read_past_the_deadline(
     driver: Hsm[DriverModel],
 ) -> None:
-    """A keepalive may sit unread in the Aeron log while a flood holds the gateway back: a
-    lease is only due once the gateway has caught up past its deadline."""
+    """A keepalive may sit unread in the Aeron log (a flood holds the gateway back, or it is
+    parked): a lease is only due once the gateway has read past its deadline and the driver
+    has handled what it read; meanwhile the driver asks the gateway to say when it has."""
     lease_id = attach(driver)
-    assert driver.dispatch(IntakeCaughtUp(TTL - 5)) == []
-    assert driver.dispatch(LeaseCheckTimerFired(TTL + 500)) == []  # read only up to TTL - 5
+    driver.dispatch(IntakeCaughtUp(TTL - 5))
+    effects = driver.dispatch(LeaseCheckTimerFired(TTL + 500))  # read only up to TTL - 5
+    assert wire(effects) == [WantIntake(TTL + 1)]
+    assert ArmLeaseCheck(TTL + 500 + INTAKE_RECHECK_NS) in effects  # in case no answer comes
     assert driver.model.counters[COUNTER_EXPIRY_DEFERRED] == 1
-    assert driver.dispatch(IntakeCaughtUp(TTL - 10)) == []  # an older horizon changes nothing
-    assert driver.dispatch(LeaseCheckTimerFired(TTL + 600)) == []
-    driver.dispatch(IntakeCaughtUp(TTL + 1))
-    effects = driver.dispatch(LeaseCheckTimerFired(TTL + 700))
-    assert effects == [
-        TellLease(lease_id, EndLease(reason=LeaseRevokeReason.EXPIRED, now_ns=TTL + 700))
-    ]
+    assert wire(driver.dispatch(IntakeCaughtUp(TTL - 10))) == [WantIntake(TTL + 1)]  # older
+    effects = driver.dispatch(IntakeCaughtUp(TTL + 1))
+    assert wire(effects)[:2] == expired(lease_id, TTL + 500)
     assert driver.model.counters[COUNTER_EXPIRY_DEFERRED] == 2
 
 
@@ -293,30 +321,27 @@ def test_a_gateway_that_never_catches_up_delays_expiry_by_at_most_the_cap(
     lease_id = attach(driver)
     driver.dispatch(IntakeCaughtUp(0))  # and never again: a flood that never drains
     late = TTL + MAX_EXPIRY_DEFERRAL_NS
-    assert driver.dispatch(LeaseCheckTimerFired(late)) == []
+    assert wire(driver.dispatch(LeaseCheckTimerFired(late))) == [WantIntake(TTL + 1)]
     effects = driver.dispatch(LeaseCheckTimerFired(late + 1))
-    assert effects == [
-        TellLease(lease_id, EndLease(reason=LeaseRevokeReason.EXPIRED, now_ns=late + 1))
-    ]
+    assert wire(effects)[:2] == expired(lease_id, late + 1)
 
 
 def test_a_horizon_ahead_of_the_timer_does_not_expire_early(driver: Hsm[DriverModel]) -> None:
     attach(driver)
     driver.dispatch(IntakeCaughtUp(TTL * 10))
-    assert driver.dispatch(LeaseCheckTimerFired(TTL)) == []
+    assert driver.dispatch(LeaseCheckTimerFired(TTL)) == [ArmLeaseCheck(TTL + 1)]
     assert driver.model.counters[COUNTER_EXPIRY_DEFERRED] == 0
 
 
 def test_producer_detach_chain(driver: Hsm[DriverModel]) -> None:
     lease_id = attach(driver)
-    effects = driver.dispatch(detach_request(lease_id))
-    assert [type(e) for e in effects if not hasattr(e, "event")] == [TellLease]
-    effects = driver.dispatch(
-        LeaseEnded(lease_id=lease_id, reason=LeaseRevokeReason.DETACHED, now_ns=0)
-    )
-    (tell,) = [e for e in effects if isinstance(e, TellStream)]
+    effects = wire(driver.dispatch(detach_request(lease_id)))
+    assert [type(e) for e in effects] == [SendAll, EndLeaseActors, TellStream]
+    (revoke,) = sends(effects)
+    assert (revoke.lease_id, revoke.reason) == (lease_id, LeaseRevokeReason.DETACHED)
+    tell = effects[2]
+    assert isinstance(tell, TellStream)
     assert isinstance(tell.command, ProducerLeaseLost)
-    assert sends(effects) == []  # no detach response before the new epoch is announced
     new = EpochInfo(epoch=101, header_nslots=8, header_uri="h", pools=INFO.pools, hugepages=False)
     effects = driver.dispatch(EpochProvisioned(stream_id=10000, info=new))
     announce, response = sends(effects)
@@ -329,7 +354,6 @@ def test_producer_attach_during_the_bump_is_answered_after_it(driver: Hsm[Driver
     lease_id = attach(driver)
     driver.dispatch(detach_request(lease_id))
     assert driver.dispatch(attach_request(correlation_id=11, client_id=8)) == []
-    driver.dispatch(LeaseEnded(lease_id=lease_id, reason=LeaseRevokeReason.DETACHED, now_ns=0))
     new = EpochInfo(epoch=101, header_nslots=8, header_uri="h", pools=INFO.pools, hugepages=False)
     effects = driver.dispatch(EpochProvisioned(stream_id=10000, info=new))
     (tell,) = [e for e in effects if isinstance(e, TellStream)]
@@ -341,11 +365,12 @@ def test_consumer_attach_during_the_bump_gets_the_new_epoch(driver: Hsm[DriverMo
     driver.dispatch(detach_request(lease_id))
     consumer = attach_request(correlation_id=11, client_id=8, role=Role.CONSUMER)
     assert driver.dispatch(consumer) == []  # held: the stream is between epochs
-    driver.dispatch(LeaseEnded(lease_id=lease_id, reason=LeaseRevokeReason.DETACHED, now_ns=0))
     new = EpochInfo(epoch=101, header_nslots=8, header_uri="h", pools=INFO.pools, hugepages=False)
     effects = driver.dispatch(EpochProvisioned(stream_id=10000, info=new))
-    (tell,) = [e for e in effects if isinstance(e, TellStream)]
-    assert isinstance(tell.command, ConsumerAttach)  # asked of the stream after the bump
+    responses = [m for m in sends(effects) if isinstance(m, ShmAttachResponse)]
+    assert [(r.correlation_id, r.code, r.epoch) for r in responses] == [
+        (11, ResponseCode.OK, 101)  # granted after the bump, from the new epoch
+    ]
 
 
 @pytest.mark.parametrize(
@@ -427,11 +452,7 @@ def test_lease_end_cools_down_its_node_id_and_frees_consumer_streams(
     assert model.consumer_streams.assigned(7) == (31000, 32000)
     model.now_ns = 10
     driver.dispatch(detach_request(lease_id, role=Role.CONSUMER))
-    # Held until the revoke is out (the lease is still alive on the wire) ...
-    assert model.consumer_streams.assigned(7) == (31000, 32000)
-    assert not model.node_ids.is_available(record.node_id, 10 + 1_000_000_000)
-    driver.dispatch(LeaseEnded(lease_id=lease_id, reason=LeaseRevokeReason.DETACHED, now_ns=10))
-    # ... then released, the node id into its cooldown.
+    # Released with the revoke on the wire, the node id into its cooldown.
     assert model.consumer_streams.assigned(7) == (None, None)
     assert not model.node_ids.is_available(record.node_id, 10)  # cooling down (1 s)
     assert model.node_ids.is_available(record.node_id, 10 + 1_000_000_000)
@@ -473,7 +494,6 @@ def test_producer_attach_held_during_the_bump_is_refused_once_draining(
     driver.dispatch(
         ShmDriverShutdownRequest(correlation_id=1, reason=ShutdownReason.ADMIN, token="s3cret")
     )
-    driver.dispatch(LeaseEnded(lease_id=lease_id, reason=LeaseRevokeReason.DETACHED, now_ns=0))
     new = EpochInfo(epoch=101, header_nslots=8, header_uri="h", pools=INFO.pools, hugepages=False)
     effects = driver.dispatch(EpochProvisioned(stream_id=10000, info=new))
     announce, detached, refused = sends(effects)

@@ -4,7 +4,7 @@ import pytest
 
 from actors.commands import EndLease, GrantLease
 from actors.hsm import Hsm
-from actors.lease_machine import LEASE_MACHINE, LeaseModel, PublishRevoke
+from actors.lease_machine import LEASE_MACHINE, LeaseModel, revoke_message
 from messages.control import LeaseRevokeReason, Role, ShmLeaseRevoked
 
 
@@ -30,24 +30,31 @@ def test_starts_unattached_and_grant_activates() -> None:
         (LeaseRevokeReason.REVOKED, "Revoked", "lease revoked"),
     ],
 )
-def test_each_end_emits_one_revoke(reason: LeaseRevokeReason, state: str, text: str) -> None:
+def test_each_end_reaches_its_state_and_the_revoke_carries_its_text(
+    reason: LeaseRevokeReason, state: str, text: str
+) -> None:
     hsm = lease()
     hsm.dispatch(GrantLease(now_ns=1, expiry_ns=100))
-    effects = hsm.dispatch(EndLease(reason=reason, now_ns=50))
+    assert hsm.dispatch(EndLease(reason=reason, now_ns=50)) == []  # the driver sent the revoke
     assert hsm.state == state
-    assert effects == [
-        PublishRevoke(
-            ShmLeaseRevoked(
-                timestamp_ns=50,
-                lease_id=9,
-                stream_id=3,
-                client_id=4,
-                role=Role.PRODUCER,
-                reason=reason,
-                error_message=text,
-            )
-        )
-    ]
+    assert hsm.model.reason == reason
+    m = hsm.model
+    assert revoke_message(
+        now_ns=50,
+        lease_id=m.lease_id,
+        stream_id=m.stream_id,
+        client_id=m.client_id,
+        role=m.role,
+        reason=reason,
+    ) == ShmLeaseRevoked(
+        timestamp_ns=50,
+        lease_id=9,
+        stream_id=3,
+        client_id=4,
+        role=Role.PRODUCER,
+        reason=reason,
+        error_message=text,
+    )
 
 
 def test_at_most_one_revoke_per_lease() -> None:
@@ -60,10 +67,9 @@ def test_at_most_one_revoke_per_lease() -> None:
     assert hsm.unhandled == 0
 
 
-def test_end_before_grant_still_revokes_once() -> None:
+def test_end_before_grant_still_ends() -> None:
     hsm = lease()
-    effects = hsm.dispatch(EndLease(reason=LeaseRevokeReason.REVOKED, now_ns=2))
-    assert len(effects) == 1
+    hsm.dispatch(EndLease(reason=LeaseRevokeReason.REVOKED, now_ns=2))
     assert hsm.state == "Revoked"
 
 
