@@ -14,10 +14,10 @@ import pytest
 import zmq
 
 from actors.admin import start_admin
+from messages.admin import PROBE_EVENT_KIND
 from messages.events import DriverEvent
 from tensorpool_client.admin_cli import _follow, events_main, status_main
 from tensorpool_client.admin_format import format_event
-from tensorpool_client.admin_protocol import PROBE_EVENT_KIND
 from tensorpool_config import DEFAULT_CONFIG_TOML
 from tests.admin.helpers import zmq_context
 
