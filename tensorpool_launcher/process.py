@@ -20,7 +20,9 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from messages import ShutdownReason
 from messages.admin import events_socket_path, status_socket_path
+from messages.events import NullEventSink, ShutdownRequested
 from shm.instance_lock import InstanceLock, InstanceLockError
 from shm.paths import directory_mode, namespace_dir
 from tensorpool_config.model import AdminSection
@@ -159,7 +161,6 @@ class _DriverRun:
 
     def with_gateway(self, media: MediaDriverHandle, gateway: ControlGateway) -> ExitCode:
         from actors import start_driver_system  # noqa: PLC0415
-        from messages.events import NullEventSink  # noqa: PLC0415
 
         def info() -> Mapping[str, object]:
             return {
@@ -194,9 +195,6 @@ class _DriverRun:
 
     def wait(self, system: DriverSystem, gateway: ControlGateway) -> ExitCode:
         """Serve until the DriverActor reaches Stopped; turn signals into shutdown requests."""
-        from messages import ShutdownReason  # noqa: PLC0415
-        from messages.events import ShutdownRequested  # noqa: PLC0415
-
         requested = _Shutdown.NONE
         while not system.wait_stopped(_WAIT_TURN_S):
             if self.lost.is_set():
