@@ -1,4 +1,12 @@
-"""Shared-memory region files: paths, URIs, superblocks, provisioning, mapping, ring, GC."""
+"""Shared-memory region files: paths, URIs, superblocks, provisioning, mapping, ring, GC.
+
+The numpy-backed parts (provisioning, mapping, ring, slot layout, GC) load on first use, so
+the light ones (``shm.paths``, ``shm.instance_lock``) can be imported by ``launcher.py
+status`` without numpy.
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 from shm.errors import (
     HugepagesUnavailable,
@@ -8,9 +16,7 @@ from shm.errors import (
     ShmError,
     UriError,
 )
-from shm.gc import collect_epochs
 from shm.hugepages import is_hugetlbfs
-from shm.mapping import ANY_UID, ExpectedRegion, MappedRegion, announced_regions, open_region
 from shm.paths import (
     directory_mode,
     epoch_dir,
@@ -19,18 +25,36 @@ from shm.paths import (
     stream_dir,
     user_dir_name,
 )
-from shm.provision import (
-    PoolRegion,
-    ProvisionedEpoch,
-    ProvisionRequest,
-    next_epoch,
-    provision_epoch,
-)
-from shm.ring import Frame, HeaderRing, PayloadPoolView
 from shm.seqlock import ReadStatus
-from shm.slot_layout import TensorDescriptor
 from shm.superblock import RegionType, Superblock
 from shm.uri import RegionUri, format_region_uri, parse_region_uri
+
+if TYPE_CHECKING:
+    from shm.gc import collect_epochs
+    from shm.mapping import ANY_UID, ExpectedRegion, MappedRegion, announced_regions, open_region
+    from shm.provision import (
+        PoolRegion,
+        ProvisionedEpoch,
+        ProvisionRequest,
+        next_epoch,
+        provision_epoch,
+    )
+    from shm.ring import Frame, HeaderRing, PayloadPoolView
+    from shm.slot_layout import TensorDescriptor
+
+_LAZY = {
+    "collect_epochs": "shm.gc",
+    **dict.fromkeys(
+        ("ANY_UID", "ExpectedRegion", "MappedRegion", "announced_regions", "open_region"),
+        "shm.mapping",
+    ),
+    **dict.fromkeys(
+        ("PoolRegion", "ProvisionedEpoch", "ProvisionRequest", "next_epoch", "provision_epoch"),
+        "shm.provision",
+    ),
+    **dict.fromkeys(("Frame", "HeaderRing", "PayloadPoolView"), "shm.ring"),
+    "TensorDescriptor": "shm.slot_layout",
+}
 
 __all__ = [
     "ANY_UID",
@@ -68,3 +92,13 @@ __all__ = [
     "stream_dir",
     "user_dir_name",
 ]
+
+if not TYPE_CHECKING:  # mypy reads the imports above, so an unknown name stays an error
+
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'shm' has no attribute {name!r}")
+        value = getattr(import_module(module), name)
+        globals()[name] = value
+        return value

@@ -27,9 +27,7 @@ import zmq
 from zmq.utils import z85
 from zmq.utils.monitor import recv_monitor_message
 
-from shm.paths import namespace_dir
-from tensorpool_client.admin_format import format_event, format_status
-from tensorpool_client.admin_protocol import (
+from messages.admin import (
     CMD_PROBE,
     CMD_STATUS,
     PROBE_EVENT_KIND,
@@ -37,6 +35,8 @@ from tensorpool_client.admin_protocol import (
     ipc_endpoint,
     status_socket_path,
 )
+from shm.paths import namespace_dir
+from tensorpool_client.admin_format import format_event, format_status
 from tensorpool_config import ConfigError, load_config
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Human-readable text for the admin CLI: the status tables and one line per event.
 
-Works on the decoded JSON (client/admin_protocol.py), so the text and ``--json`` never tell
+Works on the decoded JSON (messages/admin.py), so the text and ``--json`` never tell
 different stories; a missing key prints as ``-`` rather than failing.
 """
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from actors.admin import AdminPlane, start_admin
+from tensorpool_config import DEFAULT_CONFIG_TOML
 from tests.admin.helpers import FakeDriver, make_config, sample_status
 
 if TYPE_CHECKING:
@@ -33,6 +34,18 @@ def run_dir() -> Iterator[Path]:
 @pytest.fixture
 def config(run_dir: Path) -> DriverConfig:
     return make_config(run_dir)
+
+
+@pytest.fixture
+def config_file(run_dir: Path, tmp_path: Path) -> Path:
+    """The built-in configuration with the admin run dir moved into the test's directory."""
+    text = DEFAULT_CONFIG_TOML.replace(
+        "[admin]\nenabled = true", f'[admin]\nenabled = true\nrun_dir = "{run_dir}"'
+    )
+    assert str(run_dir) in text
+    path = tmp_path / "driver.toml"
+    path.write_text(text)
+    return path
 
 
 @pytest.fixture

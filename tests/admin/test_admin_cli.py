@@ -14,11 +14,10 @@ import pytest
 import zmq
 
 from actors.admin import start_admin
+from messages.admin import PROBE_EVENT_KIND
 from messages.events import DriverEvent
 from tensorpool_client.admin_cli import _follow, events_main, status_main
 from tensorpool_client.admin_format import format_event
-from tensorpool_client.admin_protocol import PROBE_EVENT_KIND
-from tensorpool_config import DEFAULT_CONFIG_TOML
 from tests.admin.helpers import zmq_context
 
 if TYPE_CHECKING:
@@ -26,18 +25,6 @@ if TYPE_CHECKING:
 
     from actors.admin import AdminPlane
     from tensorpool_config import DriverConfig
-
-
-@pytest.fixture
-def config_file(run_dir: Path, tmp_path: Path) -> Path:
-    """The built-in configuration with the admin run dir moved into the test's directory."""
-    text = DEFAULT_CONFIG_TOML.replace(
-        "[admin]\nenabled = true", f'[admin]\nenabled = true\nrun_dir = "{run_dir}"'
-    )
-    assert str(run_dir) in text
-    path = tmp_path / "driver.toml"
-    path.write_text(text)
-    return path
 
 
 class _StderrWatch(io.StringIO):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import os
@@ -26,13 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not hasattr(importlib.import_module("actors"), "start_driver_system"),
-        reason="the actor system (actors.start_driver_system) is not in the tree yet",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 
 def _write_config(base: Path) -> Path:

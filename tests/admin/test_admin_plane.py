@@ -321,7 +321,7 @@ class TestStartFailures:
         def broken(_path: Path) -> None:
             raise RuntimeError("boom")
 
-        monkeypatch.setattr("actors.admin.secure_socket_file", broken)
+        monkeypatch.setattr("actors.admin.plane.secure_socket_file", broken)
         with pytest.raises(AdminStartError, match="boom"):
             start_admin(config, dict)  # not a plane whose thread already died
         assert config.admin.run_dir is not None
@@ -335,7 +335,7 @@ class TestStartFailures:
                 raise PermissionError("no chmod for you")
             path.chmod(0o600)
 
-        monkeypatch.setattr("actors.admin.secure_socket_file", refuse_events)
+        monkeypatch.setattr("actors.admin.plane.secure_socket_file", refuse_events)
         with pytest.raises(AdminStartError, match="cannot bind"):
             start_admin(config, dict)
         assert config.admin.run_dir is not None

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 import pyaeron
 import pytest
 
-from actors.instance_lock import InstanceLock, InstanceLockError
 from actors.media_driver import (
     cnc_pid,
     driver_is_live,
     open_media_driver,
     resolve_aeron_dir,
 )
+from shm.instance_lock import InstanceLock, InstanceLockError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -114,7 +114,7 @@ def test_second_lock_on_a_namespace_names_the_holder(tmp_path: Path) -> None:
 def test_lock_of_a_killed_holder_is_free(tmp_path: Path) -> None:
     ns = tmp_path / "ns"
     code = (
-        "import sys; from pathlib import Path; from actors.instance_lock import InstanceLock\n"
+        "import sys; from pathlib import Path; from shm.instance_lock import InstanceLock\n"
         "InstanceLock(Path(sys.argv[1])).acquire(); print('locked', flush=True); sys.stdin.read()"
     )
     proc = subprocess.Popen(

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from actors.instance_lock import InstanceLock, namespace_dir
-from actors.instance_lock import directory_mode as lock_directory_mode
 from shm import directory_mode, provision_epoch, stream_dir
+from shm.instance_lock import InstanceLock
+from shm.paths import namespace_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,7 +32,6 @@ def _mode(path: Path) -> int:
 )
 def test_directory_mode_adds_owner_and_group_execute(file_mode: int, dir_mode: int) -> None:
     assert directory_mode(file_mode) == dir_mode
-    assert lock_directory_mode(file_mode) == dir_mode  # the launcher imports it from there
 
 
 @pytest.mark.parametrize("file_mode", [0o644, 0o600])
@@ -40,7 +39,7 @@ def test_lock_made_and_provisioned_directories_share_one_mode(
     request_for: Callable[..., ProvisionRequest], base: Path, file_mode: int
 ) -> None:
     ns = namespace_dir(base, "default")
-    with InstanceLock(ns, lock_directory_mode(file_mode), owned_below=base):
+    with InstanceLock(ns, directory_mode(file_mode), owned_below=base):
         epoch = provision_epoch(request_for(permissions_mode=file_mode))
         sdir = stream_dir(base, "default", 10000)
         assert sdir.parent == ns

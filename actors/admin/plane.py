@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Final
 import pykka
 import zmq
 
-from actors.admin_curve import curve_keys_for, make_curve_server, start_authenticator
-from actors.admin_rundir import (
+from actors.admin.curve import curve_keys_for, make_curve_server, start_authenticator
+from actors.admin.rundir import (
     AdminConfigError,
     AdminStartError,
     clear_stale_socket,
@@ -34,9 +34,8 @@ from actors.admin_rundir import (
     remove_socket_file,
     secure_socket_file,
 )
-from actors.admin_status import event_json, status_json
-from messages.events import DriverEvent, DriverStatus, StatusQuery
-from tensorpool_client.admin_protocol import (
+from actors.admin.to_json import event_json, status_json
+from messages.admin import (
     CMD_PING,
     CMD_PROBE,
     CMD_STATUS,
@@ -47,15 +46,16 @@ from tensorpool_client.admin_protocol import (
     ipc_endpoint,
     status_socket_path,
 )
+from messages.events import DriverEvent, DriverStatus, StatusQuery
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
-    from actors.admin_curve import CurveServerKeys
+    from actors.admin.curve import CurveServerKeys
     from tensorpool_config import DriverConfig
 
-__all__ = ["AdminConfigError", "AdminPlane", "AdminStartError", "start_admin"]
+__all__ = ["AdminPlane", "QueueEventSink", "start_admin"]
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,9 @@
 Lives in a package so the installed console script and ``python launcher.py`` run the same
 code: a top-level module shipped by the wheel would be copied into site-packages by an
 editable install and go stale there. Parses arguments, hands ``status``/``events``/``keygen``
-to the admin client, and runs the driver with ``actors.process.run_driver``.
+to the admin client, and runs the driver with ``tensorpool_launcher.process.run_driver``.
+The admin subcommands never import the driver (pykka, numpy, the actor tree): only ``run``
+does, inside ``run_driver``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from actors.process import EXIT_CONFIG, run_driver
 from tensorpool_config import ConfigError, load_config
+from tensorpool_launcher.process import ExitCode, run_driver
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -129,5 +131,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         sys.stderr.write(f"tensorpool-driver: configuration error: {exc}\n")
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     return run_driver(config, aeron_dir=args.aeron_dir)

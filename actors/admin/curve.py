@@ -14,7 +14,7 @@ import zmq
 import zmq.auth.thread
 from zmq.utils import z85
 
-from actors.admin_rundir import AdminConfigError
+from actors.admin.rundir import AdminConfigError
 
 if TYPE_CHECKING:
     from tensorpool_config import DriverConfig

@@ -17,9 +17,15 @@ import signal
 import socket
 import sys
 import threading
+from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from messages import ShutdownReason
+from messages.admin import events_socket_path, status_socket_path
+from messages.events import NullEventSink, ShutdownRequested
+from shm.instance_lock import InstanceLock, InstanceLockError
+from shm.paths import directory_mode, namespace_dir
 from tensorpool_config.model import AdminSection
 from tensorpool_config.rundir import default_run_dir
 
@@ -34,9 +40,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tensorpool.launcher")
 
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1  # cannot start (lock, media driver), or lost the media driver
-EXIT_CONFIG: Final = 2  # unusable configuration: nothing was created
+
+class ExitCode(IntEnum):
+    """The driver process's exit status (``--help`` lists them for users and scripts)."""
+
+    OK = 0
+    FAILURE = 1  # cannot start (lock, media driver), or lost the media driver
+    CONFIG = 2  # unusable configuration: nothing was created
+
+
+class _Shutdown(IntEnum):
+    """How far shutdown has been asked for; ordered, since a request only ever escalates."""
+
+    NONE = 0
+    DRAIN = 1
+    SKIP_DRAIN = 2  # a second signal: stop without waiting for leases to drain
+
+
 GATEWAY_FLUSH_S: Final = 2.0
 _WAIT_TURN_S: Final = 0.1
 SWITCH_INTERVAL_S: Final = 0.0005
@@ -48,18 +68,13 @@ def run_driver(
     *,
     aeron_dir: str | None = None,
     stop_event: threading.Event | None = None,
-) -> int:
+) -> ExitCode:
     """Run the driver until it stops; returns the exit code (see ``--help``).
 
     ``stop_event`` lets embedding code (and tests) ask for the same shutdown as SIGTERM.
     Signal handlers are installed only when called from the main thread.
     """
-    from actors.instance_lock import (  # noqa: PLC0415 - keep `--help` and status light
-        InstanceLock,
-        InstanceLockError,
-        directory_mode,
-    )
-    from actors.media_driver import (  # noqa: PLC0415
+    from actors.media_driver import (  # noqa: PLC0415 - keep `--help` and status light
         MediaDriverError,
         open_media_driver,
         resolve_aeron_dir,
@@ -75,14 +90,14 @@ def run_driver(
             lock.acquire()
         except InstanceLockError as exc:
             log.error("%s", exc)  # noqa: TRY400 - one clear line, no traceback
-            return EXIT_FAILURE
+            return ExitCode.FAILURE
         try:
             resolved_dir = resolve_aeron_dir(aeron_dir, config.driver.aeron_dir)
             try:
                 media = open_media_driver(resolved_dir)
             except MediaDriverError as exc:
                 log.error("%s", exc)  # noqa: TRY400
-                return EXIT_FAILURE
+                return ExitCode.FAILURE
             try:
                 return run.with_media(media)
             finally:
@@ -119,8 +134,6 @@ class _DriverRun:
     """One run of the driver, from the media driver on; each step undoes itself on the way out."""
 
     def __init__(self, config: DriverConfig, stop_event: threading.Event | None) -> None:
-        from actors.instance_lock import namespace_dir  # noqa: PLC0415
-
         self.config = config
         self.stop_event = stop_event
         self.signals = _Signals()
@@ -130,7 +143,7 @@ class _DriverRun:
         self.base_dir = Path(os.path.realpath(config.shm.base_dir))
         self.ns_dir = namespace_dir(self.base_dir, config.shm.namespace)
 
-    def with_media(self, media: MediaDriverHandle) -> int:
+    def with_media(self, media: MediaDriverHandle) -> ExitCode:
         from actors.gateway import ControlGateway, GatewayChannels, GatewayError  # noqa: PLC0415
 
         gateway = ControlGateway(
@@ -142,7 +155,7 @@ class _DriverRun:
             gateway.start()
         except GatewayError as exc:
             log.error("%s", exc)  # noqa: TRY400
-            return EXIT_FAILURE
+            return ExitCode.FAILURE
         # Every request crosses the gateway and DriverActor threads; with several runnable
         # threads, each hand-off can wait out the interpreter's switch interval (5 ms by
         # default), which would dominate an attach round trip or a revoke's lateness.
@@ -154,9 +167,8 @@ class _DriverRun:
             gateway.close(GATEWAY_FLUSH_S)
             sys.setswitchinterval(previous_interval)
 
-    def with_gateway(self, media: MediaDriverHandle, gateway: ControlGateway) -> int:
+    def with_gateway(self, media: MediaDriverHandle, gateway: ControlGateway) -> ExitCode:
         from actors import start_driver_system  # noqa: PLC0415
-        from messages.events import NullEventSink  # noqa: PLC0415
 
         def info() -> Mapping[str, object]:
             return {
@@ -167,7 +179,7 @@ class _DriverRun:
             }
 
         admin = _start_admin(self.config, info)
-        if isinstance(admin, int):
+        if isinstance(admin, ExitCode):
             return admin
         try:
             events = admin.events if admin is not None else NullEventSink()
@@ -180,23 +192,20 @@ class _DriverRun:
                 gateway.bind(system.driver, backlog=system.backlog)
                 log.info("%s", _startup_line(self.config, media, self.ns_dir, admin))
                 code = self.wait(system, gateway)
-                if code == EXIT_OK:
+                if code is ExitCode.OK:
                     gateway.close(GATEWAY_FLUSH_S)  # the final ShmDriverShutdown goes out
             finally:
                 system.stop()
         finally:
             if admin is not None:
                 admin.stop()
-        if code == EXIT_OK:
+        if code is ExitCode.OK:
             log.info("driver %s stopped", self.config.driver.instance_id)
         return code
 
-    def wait(self, system: DriverSystem, gateway: ControlGateway) -> int:
+    def wait(self, system: DriverSystem, gateway: ControlGateway) -> ExitCode:
         """Serve until the DriverActor reaches Stopped; turn signals into shutdown requests."""
-        from messages import ShutdownReason  # noqa: PLC0415
-        from messages.events import ShutdownRequested  # noqa: PLC0415
-
-        requested = 0  # 0: none, 1: drain, 2: skip the drain
+        requested = _Shutdown.NONE
         while not system.wait_stopped(_WAIT_TURN_S):
             if self.lost.is_set():
                 log.critical(
@@ -204,23 +213,23 @@ class _DriverRun:
                     gateway.aeron_dir,
                     gateway.fatal_reason,
                 )
-                return EXIT_FAILURE
+                return ExitCode.FAILURE
             if not system.driver.is_alive() and not system.wait_stopped(0):
                 log.critical("the DriverActor died without stopping cleanly; exiting")
-                return EXIT_FAILURE
+                return ExitCode.FAILURE
             stop = 1 if self.stop_event is not None and self.stop_event.is_set() else 0
-            wanted = min(2, self.signals.count + stop)
+            wanted = _Shutdown(min(_Shutdown.SKIP_DRAIN, self.signals.count + stop))
             if wanted > requested:
                 requested = wanted
-                skip = requested >= 2
+                skip = requested is _Shutdown.SKIP_DRAIN
                 log.info("shutdown requested%s", " (skipping the drain)" if skip else "")
                 system.driver.tell(ShutdownRequested(ShutdownReason.NORMAL, skip_drain=skip))
-        return EXIT_OK
+        return ExitCode.OK
 
 
 def _start_admin(
     config: DriverConfig, info: Callable[[], Mapping[str, object]]
-) -> AdminPlane | int | None:
+) -> AdminPlane | ExitCode | None:
     """The admin plane; None when off or unavailable; an exit code when its failure is fatal.
 
     The reference drivers have no admin plane, so a configuration written for them (no
@@ -237,7 +246,7 @@ def _start_admin(
         return start_admin(config, info)
     except AdminConfigError as exc:
         log.error("admin plane configuration: %s", exc)  # noqa: TRY400 - one clear line
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     except AdminStartError as exc:
         failure = exc
     run_dir = config.admin.run_dir
@@ -262,7 +271,7 @@ def _start_admin(
         "cannot start the admin plane configured in [admin]: %s (or set admin.enabled = false)",
         failure,
     )
-    return EXIT_FAILURE
+    return ExitCode.FAILURE
 
 
 def admin_at_defaults(config: DriverConfig) -> bool:
@@ -277,7 +286,6 @@ def admin_at_defaults(config: DriverConfig) -> bool:
 
 def _served_by_another_driver(run_dir: Path) -> bool:
     """Whether a live process accepts connections on the admin sockets in ``run_dir``."""
-    from tensorpool_client.admin_protocol import events_socket_path, status_socket_path  # noqa: PLC0415
 
     for path in (status_socket_path(run_dir), events_socket_path(run_dir)):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:

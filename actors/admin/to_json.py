@@ -1,7 +1,7 @@
 """Turn a ``DriverStatus`` (plus the launcher's ``info()``) into the JSON the admin CLI reads.
 
 Pure functions, no zmq: the admin thread calls them once a status future has resolved. The
-JSON keys are documented in client/admin_protocol.py; values are plain JSON scalars so a
+JSON keys are documented in messages/admin.py; values are plain JSON scalars so a
 client in any language can read them.
 """
 

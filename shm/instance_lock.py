@@ -3,6 +3,8 @@
 Two drivers on one namespace would provision the same stream directories and hand out
 conflicting leases. The kernel drops a ``flock`` when its holder dies, so a crashed driver
 never blocks the next start. The lock file holds the owner's pid for the error message.
+It lives in ``shm/`` because it is a fact of the namespace directory, like the stream
+directories beside it; the launcher takes it first and releases it last.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ import os
 from typing import TYPE_CHECKING, Self
 
 from shm.errors import ShmError
-from shm.paths import directory_mode, namespace_dir
 from shm.safe_fs import make_dirs_nofollow
 
 if TYPE_CHECKING:
     from pathlib import Path
     from types import TracebackType
 
-__all__ = ["LOCK_NAME", "InstanceLock", "InstanceLockError", "directory_mode", "namespace_dir"]
+__all__ = ["LOCK_NAME", "InstanceLock", "InstanceLockError"]
 
 LOCK_NAME = "driver.lock"
 

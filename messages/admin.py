@@ -1,7 +1,8 @@
-"""The admin plane's wire contract, shared by the driver side (actors/admin.py) and the CLI.
+"""The admin plane's wire contract, shared by the driver side (actors/admin/) and the admin CLI.
 
-It lives in ``client/`` because the CLI must never import ``actors/``; the driver side imports
-it from here. No zmq here: only names, paths and the JSON shapes.
+A message format like the SBE schemas beside it, so it lives in ``messages/``, which both
+sides may import (the driver must not import ``tensorpool_client`` nor the client ``actors``).
+No zmq here: only names, paths and the JSON shapes.
 
 Requests (one frame, UTF-8 JSON object) on the status socket (REQ -> ROUTER):
 ``{"cmd": "ping"}`` -> ``{"ok": true, "pong": true, "instance_id": ...}``;
