@@ -27,7 +27,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pyaeron
 
 import messages
 from bench.harness import CHANNEL, CONTROL_STREAM, own_cpu_seconds

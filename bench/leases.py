@@ -1,188 +1,166 @@
-"""Hold N leases with 1 Hz keepalives told to the DriverActor; report false expiries,
-revoke latency after the deadline, CPU and RSS.
+"""Lease expiry benchmark: real leases through Aeron from other processes, measured from outside.
 
-    .venv/bin/python bench/leases.py [--leases 100 1000 10000] [--seconds 10]
+    .venv/bin/python bench/leases.py [--leases 1 1000 10000 30000] [--rounds 5] [--procs 2]
 
-Each N runs in its own process (so RSS is per N): consumers spread over 4 streams with a
-tiny profile in a temporary base dir, a MonotonicClock, a counting outbox, no Aeron. After
-2 s a sample of leases stops sending keepalives; their revokes must come within one lease
-check period (100 ms) of the deadline, and no other lease may expire.
+For each N: a driver subprocess (its media driver in a process of its own, so the driver's CPU
+is its own) and load-generator processes (bench/lease_load.py) that attach N consumer leases
+(pipelined, 256 outstanding each), keep every lease alive once a second with the keepalives
+spread evenly over the second, send each lease's last keepalive and let them all expire. It
+prints false revokes (a revoke before the lease's deadline: its last keepalive + 3 s), revoked
+of total, lateness (arrival - deadline) p50/p99/max split into decided (revoke timestamp -
+deadline) and transit (arrival - revoke timestamp), the attach rate, the driver's CPU while it
+holds the leases and over the whole run, and the load generators' own CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from actors import DriverSystem, start_driver_system
-from actors.testing import small_config
-from messages.control import (
-    ResponseCode,
-    Role,
-    ShmAttachRequest,
-    ShmAttachResponse,
-    ShmLeaseKeepalive,
-    ShmLeaseRevoked,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-STREAMS = (20000, 20001, 20002, 20003)
-SAMPLE = 20
+from bench.harness import REPO, RunningDriver, pct, running_driver, stop
+
+LOAD = Path(__file__).with_name("lease_load.py")
 
 
-class CountingOutbox:
-    """Counts messages; keeps attach responses and revokes (with their arrival time)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Condition()
-        self.count = 0
-        self.attached: list[ShmAttachResponse] = []
-        self.revokes: list[tuple[int, ShmLeaseRevoked]] = []
-
-    def send(self, message: object) -> None:
-        now = time.monotonic_ns()
-        with self.lock:
-            self.count += 1
-            if isinstance(message, ShmAttachResponse):
-                self.attached.append(message)
-                self.lock.notify_all()
-            elif isinstance(message, ShmLeaseRevoked):
-                self.revokes.append((now, message))
+def ms(values: list[int]) -> str:
+    if not values:
+        return "-"
+    return " / ".join(f"{pct(values, q) / 1e6:.2f}" for q in (0.5, 0.99, 1.0))
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-def run_one(n: int, seconds: float) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="bench-leases-") as tmp:
-        config = small_config(Path(tmp))
-        outbox = CountingOutbox()
-        system = start_driver_system(config, outbox=outbox)
+def run(n: int, rounds: int, procs: int) -> dict[str, Any]:
+    procs = max(1, min(procs, n))
+    with running_driver() as driver:
+        _wait_for_driver(driver)
+        share = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
+        loads = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(LOAD),
+                    "--aeron-dir",
+                    driver.aeron_dir,
+                    "--leases",
+                    str(k),
+                    "--client-base",
+                    str(1_000_000 * (i + 1)),
+                    "--rounds",
+                    str(rounds),
+                    "--ttl-ns",
+                    str(driver.ttl_ns),
+                ],
+                cwd=REPO,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i, k in enumerate(share)
+        ]
         try:
-            return _measure(system, outbox, n, seconds)
+            t_attach = time.monotonic()
+            cpu_a = driver.cpu()
+            attach_s = [json.loads(_line(p))["attached"] for p in loads]
+            attach_wall = time.monotonic() - t_attach
+            cpu_b = driver.cpu()
+            start_ns = time.monotonic_ns() + 200_000_000
+            for p in loads:
+                assert p.stdin is not None
+                p.stdin.write(f"{start_ns}\n")
+                p.stdin.flush()
+            # Holding: from one round in to the last keepalive round's end.
+            time.sleep(1.2)
+            t_hold, cpu_h = time.monotonic(), driver.cpu()
+            time.sleep(max(0.5, rounds - 2.2))
+            hold_cpu = (driver.cpu() - cpu_h) / (time.monotonic() - t_hold)
+            results = [json.loads(_line(p)) for p in loads]
+            cpu_c = driver.cpu()
         finally:
-            system.stop()
-
-
-def _measure(
-    system: DriverSystem, outbox: CountingOutbox, n: int, seconds: float
-) -> dict[str, float]:
-    driver = system.driver
-    rss_start = rss_mb()
-    t0 = time.monotonic()
-    for i in range(n):
-        driver.tell(
-            ShmAttachRequest(
-                correlation_id=i + 1,
-                stream_id=STREAMS[i % len(STREAMS)],
-                client_id=i + 1,
-                role=Role.CONSUMER,
-                expected_layout_version=0,
-                publish_mode=2,
-            )
-        )
-    with outbox.lock:
-        outbox.lock.wait_for(lambda: len(outbox.attached) >= n, timeout=120)
-    attach_s = time.monotonic() - t0
-    leases = [r for r in outbox.attached if r.code == ResponseCode.OK]
-    sample = {r.lease_id for r in leases[:: max(1, len(leases) // SAMPLE)][:SAMPLE]}
-    stop_sample_at = time.monotonic() + 2.0
-    expiry: dict[int, int] = {}
-    end = time.monotonic() + seconds
-    cpu0, wall0 = cpu_s(), time.monotonic()
-    rounds = 0
-    while time.monotonic() < end:
-        round_start = time.monotonic()
-        stopped = round_start >= stop_sample_at
-        if stopped and not expiry:
-            status = system.status()
-            expiry = {s.lease_id: s.expiry_ns for s in status.leases if s.lease_id in sample}
-        for index, r in enumerate(leases):
-            if stopped and r.lease_id in sample:
-                continue
-            if r.lease_id is None or r.stream_id is None:
-                raise RuntimeError(f"OK attach response without a lease: {r}")
-            driver.tell(
-                ShmLeaseKeepalive(
-                    lease_id=r.lease_id,
-                    stream_id=r.stream_id,
-                    client_id=r.correlation_id,
-                    role=Role.CONSUMER,
-                    client_timestamp_ns=0,
-                )
-            )
-            if index % 500 == 499:  # spread the round over the second like real clients
-                time.sleep(0.001)
-        rounds += 1
-        time.sleep(max(0.0, 1.0 - (time.monotonic() - round_start)))
-    cpu = (cpu_s() - cpu0) / (time.monotonic() - wall0)
-    revoked = {rv.lease_id: at for at, rv in outbox.revokes}
-    false_expiries = sum(1 for lease_id in revoked if lease_id not in sample)
-    latencies = [(revoked[i] - expiry[i]) / 1e6 for i in expiry if i in revoked]
-    return {
-        "leases": len(leases),
-        "attach_s": attach_s,
-        "rounds": rounds,
-        "false_expiries": false_expiries,
-        "sample": len(expiry),
-        "revoked_sample": len(latencies),
-        "p50_ms": pct(latencies, 0.5),
-        "p99_ms": pct(latencies, 0.99),
-        "max_ms": max(latencies) if latencies else float("nan"),
-        "cpu_s_per_s": cpu,
-        "rss_start_mb": rss_start,
-        "rss_mb": rss_mb(),
+            for p in loads:
+                stop(p, 10)
+    merged: dict[str, Any] = {
+        "leases": n,
+        "attached": sum(r["attached"] for r in results),
+        "rejected": sum(r["rejected"] for r in results),
+        "revoked": sum(r["revoked"] for r in results),
+        "false_revokes": sum(r["false_revokes"] for r in results),
+        "decided": [v for r in results for v in r["decided"]],
+        "transit": [v for r in results for v in r["transit"]],
+        "lateness": [v for r in results for v in r["lateness"]],
+        "attach_rate": n / max(attach_s) if max(attach_s) else 0.0,
+        "attach_wall_s": attach_wall,
+        "attach_s": max(attach_s),
+        "driver_cpu_attach_s": cpu_b - cpu_a,
+        "driver_hold_cpu": hold_cpu,
+        "driver_cpu_total_s": cpu_c - cpu_a,
+        "load_cpu_total_s": sum(r["cpu_total_s"] for r in results),
+        "load_keepalive_cpu": sum(r["cpu_keepalive_s"] for r in results)
+        / max(r["keepalive_s"] for r in results),
     }
+    return merged
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--leases", type=int, nargs="+", default=[100, 1000, 10000])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.one is not None:
-        print(json.dumps(run_one(args.one, args.seconds)))
-        return
-    header = (
-        f"{'leases':>7} {'attach s':>8} {'false exp':>9} {'revoked':>8} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'max ms':>7} {'CPU s/s':>7} {'RSS MB':>7}"
-    )
-    print(header)
-    for n in args.leases:
+def _line(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise SystemExit(f"load generator exited ({proc.wait()})")
+    return line
+
+
+def _wait_for_driver(driver: RunningDriver) -> None:
+    """The driver serves once its admin plane answers a status query."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if driver.proc.poll() is not None:
+            raise SystemExit("the driver exited during start-up")
         out = subprocess.run(
-            [sys.executable, __file__, "--one", str(n), "--seconds", str(args.seconds)],
-            check=True,
+            [sys.executable, str(REPO / "launcher.py"), "status", "--config", str(driver.config)],
+            cwd=REPO,
             capture_output=True,
-            text=True,
+            check=False,
+            timeout=30,
         )
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        if out.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise SystemExit("the driver did not come up")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--leases", type=int, nargs="+", default=[1, 1000, 10000, 30000])
+    parser.add_argument("--rounds", type=int, default=5, help="keepalive rounds before expiry")
+    parser.add_argument("--procs", type=int, default=2, help="load generator processes")
+    parser.add_argument("--json", action="store_true", help="one JSON object per N")
+    args = parser.parse_args()
+    header = (
+        f"{'leases':>7} {'false':>5} {'revoked':>13} {'lateness p50/p99/max ms':>24} "
+        f"{'decided p50/p99/max':>22} {'transit p50/p99/max':>22} {'attach/s':>9} "
+        f"{'hold CPU':>8} {'drv CPU s':>9} {'load CPU':>8}"
+    )
+    if not args.json:
+        print(header)
+    for n in args.leases:
+        r = run(n, args.rounds, args.procs)
+        if args.json:
+            print(json.dumps({k: v for k, v in r.items() if not isinstance(v, list)}))
+            continue
         print(
-            f"{r['leases']:>7} {r['attach_s']:>8.2f} {r['false_expiries']:>9} "
-            f"{r['revoked_sample']:>4}/{r['sample']:<3} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} "
-            f"{r['max_ms']:>7.1f} {r['cpu_s_per_s']:>7.3f} {r['rss_mb']:>7.0f}"
+            f"{n:>7} {r['false_revokes']:>5} {r['revoked']:>6}/{r['attached']:<6} "
+            f"{ms(r['lateness']):>24} {ms(r['decided']):>22} {ms(r['transit']):>22} "
+            f"{r['attach_rate']:>9,.0f} {100 * r['driver_hold_cpu']:>7.1f}% "
+            f"{r['driver_cpu_total_s']:>9.1f} {100 * r['load_keepalive_cpu']:>7.1f}%",
+            flush=True,
         )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
