@@ -29,15 +29,24 @@ import queue
 import sys
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pykka
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pykka._actor import ActorInbox
     from pykka._envelope import Envelope
 
-__all__ = ["Dispatcher", "DispatcherShutdownError", "PooledActor", "default_dispatcher"]
+__all__ = [
+    "Dispatcher",
+    "DispatcherShutdownError",
+    "HostedDispatcher",
+    "PooledActor",
+    "Scheduler",
+    "default_dispatcher",
+]
 
 logger = logging.getLogger(__name__)
 pykka_logger = logging.getLogger("pykka")
@@ -45,6 +54,17 @@ pykka_logger = logging.getLogger("pykka")
 
 class DispatcherShutdownError(RuntimeError):
     """A message was sent to a pooled actor whose dispatcher has been shut down."""
+
+
+class Scheduler(Protocol):
+    """What a pooled actor needs from whatever runs its turns."""
+
+    @property
+    def is_shut_down(self) -> bool: ...
+
+    def schedule(self, actor: PooledActor) -> None: ...
+
+    def shutdown(self, timeout: float | None = None) -> None: ...
 
 
 class Dispatcher:
@@ -110,6 +130,85 @@ class Dispatcher:
                 logger.exception("pool worker survived an error while serving %s", actor)
 
 
+class HostedDispatcher:
+    """Runs pooled actors' turns on a thread that owns another loop: no thread of their own.
+
+    The host (the control gateway's poll thread) calls ``run_ready`` once per loop turn and
+    ``wake`` is how ``schedule`` tells it there is work. So a request the gateway reads is
+    decided, and its reply encoded and offered, on that one thread: no hand-off, no wake-up
+    of another thread, no wait for the interpreter's switch interval. When the host's loop
+    ends (``release``), a one-worker ``Dispatcher`` takes over, so the actors can still stop.
+    """
+
+    def __init__(self, *, throughput: int = 64, name: str = "hosted") -> None:
+        self.throughput = throughput
+        self._name = name
+        self._ready: deque[PooledActor] = deque()
+        self._lock = threading.Lock()
+        self._wake: Callable[[], None] = _no_wake
+        self._fallback: Dispatcher | None = None
+        self._shut_down = False
+
+    def __repr__(self) -> str:
+        return f"HostedDispatcher({self._name}, throughput={self.throughput})"
+
+    @property
+    def is_shut_down(self) -> bool:
+        return self._shut_down
+
+    def bind(self, wake: Callable[[], None]) -> None:
+        """The host's wake-up; called by ``schedule`` from any thread."""
+        self._wake = wake
+
+    def schedule(self, actor: PooledActor) -> None:
+        with self._lock:
+            if self._shut_down:
+                raise DispatcherShutdownError(f"{self!r} is shut down; cannot serve {actor}")
+            fallback = self._fallback
+            if fallback is None:
+                self._ready.append(actor)
+        if fallback is not None:
+            fallback.schedule(actor)
+        else:
+            self._wake()
+
+    def has_ready(self) -> bool:
+        return bool(self._ready)
+
+    def run_ready(self) -> int:
+        """Host thread: one turn of each actor ready now; returns how many turns ran."""
+        ready = self._ready
+        turns = len(ready)
+        for _ in range(turns):
+            actor = ready.popleft()
+            try:
+                actor._pooled_turn(self.throughput)  # noqa: SLF001 - the host drives its actors
+            except BaseException:
+                logger.exception("host survived an error while serving %s", actor)
+        return turns
+
+    def release(self) -> None:
+        """The host's loop ends: a thread of its own serves what is left and what comes."""
+        with self._lock:
+            if self._fallback is not None or self._shut_down:
+                return
+            self._fallback = Dispatcher(workers=1, throughput=self.throughput, name=self._name)
+            left, self._ready = list(self._ready), deque()
+        for actor in left:
+            self._fallback.schedule(actor)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        with self._lock:
+            self._shut_down = True
+            fallback = self._fallback
+        if fallback is not None:
+            fallback.shutdown(timeout)
+
+
+def _no_wake() -> None:
+    """Until a host binds: its loop runs ``run_ready`` on every turn anyway."""
+
+
 _default: Dispatcher | None = None
 _default_lock = threading.Lock()
 
@@ -153,6 +252,9 @@ class _Mailbox:
     def empty(self) -> bool:
         return not self.messages
 
+    def __len__(self) -> int:
+        return len(self.messages)
+
 
 class PooledActor(pykka.Actor):
     """A pykka actor served by a ``Dispatcher`` instead of a thread of its own.
@@ -164,9 +266,9 @@ class PooledActor(pykka.Actor):
     ``on_failure`` (not ``on_stop``) and stops the actor.
     """
 
-    dispatcher: ClassVar[Dispatcher | None] = None
+    dispatcher: ClassVar[Scheduler | None] = None
 
-    _pooled_dispatcher: Dispatcher
+    _pooled_dispatcher: Scheduler
     _mailbox: _Mailbox
     _setup_pending: bool = True
 

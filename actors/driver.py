@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors.commands import ChildFailed, CleanupEpoch, UseTimer
+from actors.dispatcher import PooledActor
 from actors.driver_effects import (
     ArmLeaseCheck,
     ArmShutdown,
@@ -62,10 +63,14 @@ COUNTER_STALE_CHILD = "supervision.stale_reports"
 _STOP_TIMEOUT_S = 30.0
 
 
-class DriverActor(pykka.ThreadingActor):
-    """The supervisor and single owner of the driver's state."""
+class DriverActor(PooledActor):
+    """The supervisor and single owner of the driver's state.
 
-    use_daemon_thread = True
+    A pooled actor with a one-actor scheduler of its own: a thread of its own when embedded
+    alone, or the control gateway's poll thread in the driver process
+    (``start_driver_system(driver_host=gateway.host)``), so a request is read, decided and
+    answered on one thread.
+    """
 
     def __init__(
         self,

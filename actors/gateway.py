@@ -14,8 +14,10 @@ the own-traffic filter below would discard their requests.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
+import os
 import struct
 import threading
 import time
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyaeron
 
 import messages
+from actors.dispatcher import HostedDispatcher
 from actors.gateway_counters import Counters
 from actors.gateway_outbox import PublicationQueue
 from actors.intake import IntakeHorizon
@@ -65,6 +68,7 @@ OWN_SKIP_LIMIT = 256  # own fragments consumed per loop turn while the mailbox i
 # request (an attach after its detach, a retry) is read within ~50 us; after 100 ms of quiet
 # the park grows to 1 ms, so an idle driver wakes 1,000 times a second (measured in
 # bench/attach.py: under 1 % of a core for this thread), as the C driver's 1 ms idle sleep.
+HOT_SPIN_NS = 300_000
 HOT_PARK_NS = 50_000
 HOT_WINDOW_NS = 5_000_000
 WARM_PARK_NS = 250_000
@@ -84,6 +88,7 @@ DEFAULT_MAX_BACKLOG = 5_000
 # request can cause a reply, so this bounds the outgoing queue (plus one revoke per lease)
 # while a slow subscriber back-pressures the control publication.
 DEFAULT_MAX_OUTGOING = 20_000
+IDLE_TURN_NS = 50_000_000  # how often an idle gateway still runs its outer checks
 PR_SET_TIMERSLACK = 29  # prctl(2): the thread's timer slack, so a 50 us park is not 100 us
 GATEWAY_TIMER_SLACK_NS = 1_000
 COUNTER_THROTTLED = "gateway.throttled_polls"
@@ -157,8 +162,12 @@ class ControlGateway:
         self._counters = Counters()
         self._rate_log = RateLimitedLog(_log)
         self._outgoing: deque[messages.SbeMessage] = deque()  # append/popleft: thread-safe
-        self._wake = threading.Event()  # set by whoever queues work for the poll thread
+        self._wake = Waker()  # set by whoever queues work for the poll thread
         self.intake = IntakeHorizon(self._wake.set)
+        # The DriverActor runs here (start_driver_system(driver_host=gateway.host)): a request
+        # is decoded, decided and its reply offered on this one thread.
+        self.host = HostedDispatcher(name="driver")
+        self.host.bind(self._wake.set)
         self._aeron_errors: deque[tuple[int, str]] = deque(maxlen=64)
         self._target: Target | None = None
         self._ready = threading.Event()
@@ -245,6 +254,7 @@ class ControlGateway:
             aeron, sub, pubs = self._open()
         except Exception as exc:  # no driver, bad channel: reported by start()
             self._startup_error = exc
+            self.host.release()
             self._stopped.set()
             self._ready.set()
             return
@@ -255,6 +265,7 @@ class ControlGateway:
         except Exception as exc:
             self._fatal(f"Aeron failed: {type(exc).__name__}: {exc}")
         finally:
+            self.host.release()
             for resource in (*pubs.values(), sub, aeron):
                 try:
                     resource.close()
@@ -323,13 +334,8 @@ class ControlGateway:
             if aeron.is_closed:
                 self._fatal("lost the Aeron media driver (client closed: driver timeout)")
                 return
-            work = 0
-            if self._target is not None and not self._closing:
-                if self._backlog() < self._max_backlog and len(control_q) < self._max_outgoing:
-                    work += self._poll(sub)
-                else:
-                    self._counters.inc(COUNTER_THROTTLED)
-                    work += self._skip_own(sub)
+            work, reading = self._read(sub, control_q)
+            work += self.host.run_ready()
             now = time.monotonic_ns()
             work += self._route_outgoing(control_q, announce_q, now)
             for q in queues:
@@ -344,8 +350,43 @@ class ControlGateway:
                 return
             if work:
                 last_work_ns = now
-            else:
-                wake.wait(self._park_s(now - last_work_ns))
+            elif self._idle(sub, wake, last_work_ns, poll=reading):
+                last_work_ns = time.monotonic_ns()
+
+    def _read(self, sub: Any, control_q: PublicationQueue) -> tuple[int, bool]:
+        """Read requests unless the driver's mailbox or our outgoing queue is full (then read
+        back only our own messages); returns the work done and whether requests are read."""
+        if self._target is None or self._closing:
+            return 0, False
+        if self._backlog() < self._max_backlog and len(control_q) < self._max_outgoing:
+            return self._poll(sub), True
+        self._counters.inc(COUNTER_THROTTLED)
+        return self._skip_own(sub), False
+
+    def _idle(self, sub: Any, wake: Waker, last_work_ns: int, *, poll: bool) -> bool:
+        """Park until woken or a request arrives; True if requests were read.
+
+        The cheapest loop the thread can idle in (a C-level timed lock wait and one poll per
+        park), so short parks stay affordable; every IDLE_TURN_NS it returns anyway, for the
+        outer loop's checks (media driver alive, Aeron errors, flush).
+        """
+        now = time.monotonic_ns()
+        until = now + IDLE_TURN_NS
+        if now - last_work_ns < HOT_SPIN_NS:
+            # Right after work a reply (or the client's next request) is typically a few
+            # hundred microseconds away: yielding instead of parking keeps this core awake and
+            # saves a wake-up, which on a VM costs more than the wait itself.
+            if poll and self._poll(sub):
+                return True
+            os.sched_yield()
+            return False
+        while not wake.wait(self._park_s(now - last_work_ns)):
+            if poll and self._poll(sub):
+                return True
+            now = time.monotonic_ns()
+            if now >= until:
+                return False
+        return False
 
     def _park_s(self, quiet_ns: int) -> float:
         """How long to park after ``quiet_ns`` without work (see HOT_PARK_NS)."""
@@ -491,6 +532,32 @@ def _ignore_fragment(_buf: Any, _header: Any) -> None:
 
 def _no_backlog() -> int:
     return 0
+
+
+class Waker:
+    """A wake-up flag one thread parks on and any thread sets, without allocating.
+
+    A plain lock held while no wake is pending: ``set`` releases it (a second ``set`` finds
+    it released already), ``wait`` takes it back with a timeout (a C-level wait, where
+    ``threading.Event.wait`` runs a Python condition and allocates a lock per call).
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        with contextlib.suppress(RuntimeError):  # a wake is pending already
+            self._lock.release()
+
+    def clear(self) -> None:
+        self._lock.acquire(blocking=False)
+
+    def wait(self, timeout_s: float) -> bool:
+        """True if woken (the wake is consumed), False after ``timeout_s``."""
+        return self._lock.acquire(timeout=timeout_s)
 
 
 def _set_timer_slack(ns: int) -> None:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import threading
+from collections.abc import Sized
 from typing import TYPE_CHECKING, Any, Final, Self
 
 import pykka
 
 from actors.clock import MonotonicClock
 from actors.commands import UseTimer
-from actors.dispatcher import Dispatcher
+from actors.dispatcher import Dispatcher, Scheduler
 from actors.driver import DriverActor
 from actors.driver_model import NS_PER_MS
 from actors.lease import LeaseActor
@@ -51,8 +51,9 @@ class DriverSystem:
         stopped: threading.Event,
         clock: Clock,
         own_clock: bool,
-        dispatcher: Dispatcher,
+        dispatcher: Scheduler,
         own_dispatcher: bool,
+        driver_scheduler: Scheduler,
     ) -> None:
         self.driver = driver
         self.timer = timer
@@ -61,6 +62,7 @@ class DriverSystem:
         self._stopped = stopped
         self._own_clock = own_clock
         self._own_dispatcher = own_dispatcher
+        self._driver_scheduler = driver_scheduler
         self._stop_lock = threading.Lock()
         self._closed = False
 
@@ -79,7 +81,7 @@ class DriverSystem:
         and delaying every other client's keepalives without limit.
         """
         inbox = self.driver.actor_inbox
-        return inbox.qsize() if isinstance(inbox, queue.Queue) else 0
+        return len(inbox) if isinstance(inbox, Sized) else 0
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
         """True once the driver reached Stopped (ShmDriverShutdown is on the outbox)."""
@@ -98,6 +100,7 @@ class DriverSystem:
         for ref in (self.timer, self.driver):
             with contextlib.suppress(pykka.ActorDeadError):
                 ref.stop(block=True, timeout=_START_TIMEOUT_S)
+        self._driver_scheduler.shutdown(timeout=_START_TIMEOUT_S)
         if self._own_dispatcher:
             self.dispatcher.shutdown(timeout=_START_TIMEOUT_S)
         if self._own_clock:
@@ -110,9 +113,13 @@ class DriverSystem:
         self.stop()
 
 
-def _lease_class(dispatcher: Dispatcher) -> type[LeaseActor]:
+def _lease_class(dispatcher: Scheduler) -> type[LeaseActor]:
     """A LeaseActor subclass bound to this system's dispatcher (``dispatcher`` is per class)."""
     return type("LeaseActor", (LeaseActor,), {"dispatcher": dispatcher})
+
+
+def _driver_class(scheduler: Scheduler) -> type[DriverActor]:
+    return type("DriverActor", (DriverActor,), {"dispatcher": scheduler})
 
 
 def _hugepages_capable(config: DriverConfig) -> bool:
@@ -128,15 +135,18 @@ def start_driver_system(
     outbox: Outbox,
     clock: Clock | None = None,
     events: EventSink | None = None,
-    dispatcher: Dispatcher | None = None,
+    dispatcher: Scheduler | None = None,
     provisioner: Provisioner | None = None,
     intake: IntakeHorizon | None = None,
+    driver_host: Scheduler | None = None,
 ) -> DriverSystem:
     """Start the driver actor tree and return once it is Running with its timers armed.
 
     ``intake`` is the gateway's read horizon (``ControlGateway.intake``): with it, a lease
     expires only once every keepalive published before its deadline has been handled; without
-    it (tests, embedding without a gateway) expiry follows the clock alone.
+    it (tests, embedding without a gateway) expiry follows the clock alone. ``driver_host``
+    runs the DriverActor (``ControlGateway.host``: on the gateway's poll thread); without it
+    the DriverActor gets a thread of its own.
     """
     own_clock = clock is None
     the_clock: Clock = MonotonicClock() if clock is None else clock
@@ -144,7 +154,8 @@ def start_driver_system(
     pool = Dispatcher(workers=2, name="lease") if dispatcher is None else dispatcher
     stopped = threading.Event()
     policies = config.policies
-    driver = DriverActor.start(
+    driver_scheduler = driver_host or Dispatcher(workers=1, name="driver")
+    driver = _driver_class(driver_scheduler).start(
         config,
         outbox=outbox,
         clock=the_clock,
@@ -159,6 +170,7 @@ def start_driver_system(
         timer = TimerActor.start(the_clock, driver, policies.announce_period_ms * NS_PER_MS)
     except BaseException:
         driver.stop()
+        driver_scheduler.shutdown()
         raise
     system = DriverSystem(
         driver=driver,
@@ -168,6 +180,7 @@ def start_driver_system(
         own_clock=own_clock,
         dispatcher=pool,
         own_dispatcher=own_dispatcher,
+        driver_scheduler=driver_scheduler,
     )
     try:
         driver.tell(UseTimer(timer))

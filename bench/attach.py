@@ -3,9 +3,12 @@
     .venv/bin/python bench/attach.py [--consumer-n 300] [--producer-n 150]
 
 Prints start-up time (spawn -> first announce), attach round trips (consumer on a provisioned
-stream; producer with a fresh epoch each time, detached in between), the keepalive rate the
-driver absorbs, and the driver's idle CPU from /proc/<pid>/stat. Every directory it makes
-(SHM base, run dir, Aeron dir) is removed at the end, and the driver is stopped.
+stream; producer with a fresh epoch each time; each attach waits for the previous detach's
+answer), in three client styles: busy-polling back to back, parking while it waits (an Aeron
+backoff up to 1 ms, as a typical client), and after the driver idled 50 ms between requests;
+the keepalive rate the driver absorbs; and the driver's idle CPU from /proc/<pid>/stat (its
+media driver runs in another process, so that is the driver's own). Every directory it makes
+(SHM base, run dir, Aeron dir) is removed at the end, and every process stopped.
 """
 
 from __future__ import annotations
@@ -14,11 +17,8 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -38,39 +38,12 @@ from messages import (
 )
 from tensorpool_client.aeron_connect import connect
 
-REPO = Path(__file__).resolve().parents[1]
-CHANNEL = "aeron:ipc?term-length=4m"
-CONFIG = """\
-[driver]
-instance_id = "bench"
-control_channel = "{ch}"
-control_stream_id = 1000
-announce_channel = "{ch}"
-announce_stream_id = 1001
-qos_channel = "{ch}"
-qos_stream_id = 1200
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-[shm]
-base_dir = "{base}"
-namespace = "bench"
+from bench.harness import CHANNEL, REPO, cpu_seconds, pct, running_driver
 
-[policies]
-announce_period_ms = 1000
-node_id_reuse_cooldown_ms = 0
-epoch_gc_keep = 2
-epoch_gc_min_age_ns = 1
-
-[profiles.small]
-header_nslots = 1024
-payload_pools = [ {{ pool_id = 1, stride_bytes = 4096 }} ]
-
-[streams.cam]
-stream_id = 10000
-profile = "small"
-
-[admin]
-run_dir = "{run}"
-"""
+SPIN = pyaeron.IdleStrategy.busy_spin()
+PARK = pyaeron.IdleStrategy.backoff(max_park_ns=1_000_000)
 
 
 class Client:
@@ -79,7 +52,7 @@ class Client:
         self.control = self.aeron.add_subscription(CHANNEL, 1000)
         self.announce = self.aeron.add_subscription(CHANNEL, 1001)
         self.pub = self.aeron.add_exclusive_publication(CHANNEL, 1000)
-        self.idle = pyaeron.IdleStrategy.backoff(max_park_ns=10_000)
+        self.idle = SPIN
         self.inbox: list[Any] = []
         self._cid = int.from_bytes(os.urandom(4), "little") << 20
 
@@ -144,16 +117,6 @@ class Client:
         self.wait(lambda m: isinstance(m, ShmDetachResponse) and m.correlation_id == cid)
 
 
-def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
-def pct(values: list[int], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000
-
-
 def status_counters(config: Path) -> dict[str, int]:
     out = subprocess.run(
         [sys.executable, str(REPO / "launcher.py"), "status", "--config", str(config), "--json"],
@@ -178,14 +141,20 @@ def measure_startup(client: Client, t_spawn: int) -> tuple[ShmAttachResponse, st
     return first, f"{(time.perf_counter_ns() - t_spawn) / 1e6:.0f} ms"
 
 
-def measure_attach(client: Client, role: Role, n: int, first_id: int) -> str:
-    rtts: list[int] = []
+def measure_attach(
+    client: Client, role: Role, n: int, first_id: int, *, gap_s: float = 0.0
+) -> str:
+    """Attach, wait for the answer, detach, wait for the answer; ``gap_s`` of quiet before
+    each attach lets the driver fall idle between requests."""
+    rtts: list[float] = []
     for i in range(n):
+        if gap_s:
+            time.sleep(gap_s)
         rtt, resp = client.attach(first_id + i, role)
         assert resp.code == ResponseCode.OK, resp
-        rtts.append(rtt)
+        rtts.append(rtt / 1000)
         client.detach(resp, first_id + i, role)
-    return f"{pct(rtts, 0.5):.0f} / {pct(rtts, 0.99):.0f} / {pct(rtts, 0.999):.0f} us"
+    return " / ".join(f"{pct(rtts, q):.0f}" for q in (0.5, 0.99, 0.999)) + " us"
 
 
 def measure_keepalives(client: Client, config: Path, seconds: float) -> str:
@@ -223,12 +192,11 @@ def measure_idle_cpu(pid: int, seconds: float, settle: float) -> str:
     The settle time lets the media driver reap the departed client's publications and images
     and the DriverActor finish the load's tail, so the figure is the steady idle cost.
     """
-    hz = os.sysconf("SC_CLK_TCK")
     time.sleep(settle)
-    t1, c1 = time.perf_counter(), cpu_ticks(pid)
+    t1, c1 = time.perf_counter(), cpu_seconds(pid)
     time.sleep(seconds)
-    t2, c2 = time.perf_counter(), cpu_ticks(pid)
-    return f"{100 * (c2 - c1) / hz / (t2 - t1):.1f} % of a core"
+    t2, c2 = time.perf_counter(), cpu_seconds(pid)
+    return f"{100 * (c2 - c1) / (t2 - t1):.1f} % of a core"
 
 
 def main() -> int:
@@ -240,66 +208,62 @@ def main() -> int:
     parser.add_argument("--settle-s", type=float, default=5.0)
     args = parser.parse_args()
 
-    shm_root = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
-    base = Path(tempfile.mkdtemp(prefix="tp-bench-", dir=shm_root))
-    tmp = Path(tempfile.mkdtemp(prefix="tp-bench-"))
-    config = tmp / "driver.toml"
-    config.write_text(CONFIG.format(ch=CHANNEL, base=base, run=tmp / "run"))
-    aeron_dir = str(tmp / "aeron")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIVER_", "AERON_"))}
-    command = [sys.executable, str(REPO / "launcher.py"), "--config", str(config)]
-    command += ["--aeron-dir", aeron_dir, "--log-level", "WARNING"]
-    t_spawn = time.perf_counter_ns()
-    proc = subprocess.Popen(command, cwd=REPO, env=env)
     rows: list[tuple[str, str]] = []
-    client: Client | None = None
-    try:
-        while not Path(aeron_dir, "cnc.dat").exists():
-            if proc.poll() is not None:
-                raise SystemExit("driver exited during start-up")
-            time.sleep(0.001)
-        client = Client(aeron_dir)
-        first, startup = measure_startup(client, t_spawn)
-        rows.append(("start-up: spawn -> first announce", startup))
-        client.detach(first, 1, Role.CONSUMER)
-        rows.append(
-            (
-                "consumer attach RTT p50/p99/p99.9",
-                measure_attach(client, Role.CONSUMER, args.consumer_n, 1000),
+    t_spawn = time.perf_counter_ns()
+    with running_driver() as driver:
+        client: Client | None = None
+        try:
+            while not Path(driver.aeron_dir, "cnc.dat").exists():
+                time.sleep(0.001)
+            client = Client(driver.aeron_dir)
+            first, startup = measure_startup(client, t_spawn)
+            rows.append(("start-up: spawn -> first announce", startup))
+            client.detach(first, 1, Role.CONSUMER)
+            n = args.consumer_n
+            client.idle = SPIN
+            rows.append(
+                (
+                    "consumer attach RTT p50/p99/p99.9, busy-polling client",
+                    measure_attach(client, Role.CONSUMER, n, 1000),
+                )
             )
-        )
-        rows.append(
-            (
-                "producer attach RTT p50/p99/p99.9 (new epoch)",
-                measure_attach(client, Role.PRODUCER, args.producer_n, 5000),
+            client.idle = PARK
+            rows.append(
+                (
+                    "consumer attach RTT, client parking up to 1 ms",
+                    measure_attach(client, Role.CONSUMER, n, 2000),
+                )
             )
-        )
-        rows.append(
-            (
-                "keepalives absorbed (offered as fast as possible)",
-                measure_keepalives(client, config, args.keepalive_s),
+            client.idle = SPIN
+            rows.append(
+                (
+                    "consumer attach RTT, driver idle 50 ms before each",
+                    measure_attach(client, Role.CONSUMER, min(n, 100), 3000, gap_s=0.05),
+                )
             )
-        )
-        client.aeron.close()
-        client = None
-        rows.append(
-            (
-                "driver idle CPU (no clients, 1 s announces)",
-                measure_idle_cpu(proc.pid, args.idle_s, args.settle_s),
+            rows.append(
+                (
+                    "producer attach RTT (new epoch), busy-polling client",
+                    measure_attach(client, Role.PRODUCER, args.producer_n, 5000),
+                )
             )
-        )
-    finally:
-        if client is not None:
+            rows.append(
+                (
+                    "keepalives absorbed (offered as fast as possible)",
+                    measure_keepalives(client, driver.config, args.keepalive_s),
+                )
+            )
             client.aeron.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(base, ignore_errors=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+            client = None
+            rows.append(
+                (
+                    "driver idle CPU (no clients, 1 s announces; media driver apart)",
+                    measure_idle_cpu(driver.pid, args.idle_s, args.settle_s),
+                )
+            )
+        finally:
+            if client is not None:
+                client.aeron.close()
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")

@@ -184,7 +184,11 @@ class _DriverRun:
         try:
             events = admin.events if admin is not None else NullEventSink()
             system = start_driver_system(
-                self.config, outbox=gateway, events=events, intake=gateway.intake
+                self.config,
+                outbox=gateway,
+                events=events,
+                intake=gateway.intake,
+                driver_host=gateway.host,
             )
             try:
                 if admin is not None:

@@ -16,6 +16,7 @@ import pytest
 from actors.dispatcher import (
     Dispatcher,
     DispatcherShutdownError,
+    HostedDispatcher,
     PooledActor,
     default_dispatcher,
 )
@@ -345,3 +346,40 @@ class TestDispatcher:
         assert second is not first
         ref = Recorder.start()
         assert ref.ask("alive", block=True, timeout=TIMEOUT) == "alive"
+
+
+class TestHostedDispatcher:
+    """Turns run on the host's thread, only when it asks; a released host hands over."""
+
+    def test_turns_run_on_the_host_thread_only_when_it_runs_them(self) -> None:
+        host = HostedDispatcher(name="test-host")
+        wakes: list[int] = []
+        host.bind(lambda: wakes.append(1))
+        events: list[str] = []
+        try:
+            ref = type("Hosted", (Recorder,), {"dispatcher": host}).start(events)
+            assert wakes  # the first turn (on_start) was scheduled, and the host woken
+            future = ref.ask("hello", block=False)
+            assert events == []  # nothing runs until the host runs it
+            for _ in range(3):
+                host.run_ready()
+            assert future.get(timeout=0) == "hello"
+            here = threading.current_thread().name
+            assert events == [f"start on {here}", "msg hello"]
+        finally:
+            host.release()
+            pykka.ActorRegistry.stop_all(timeout=TIMEOUT)  # served by the fallback thread
+            host.shutdown(timeout=TIMEOUT)
+
+    def test_release_hands_pending_and_later_messages_to_a_thread_of_its_own(self) -> None:
+        host = HostedDispatcher(name="test-host")
+        events: list[str] = []
+        ref = type("Hosted", (Recorder,), {"dispatcher": host}).start(events)
+        ref.tell("pending")
+        host.release()  # the host's loop ends with the turn still queued
+        assert ref.ask("later", timeout=TIMEOUT) == "later"
+        assert events[1:] == ["msg pending", "msg later"]
+        assert ref.stop(timeout=TIMEOUT)
+        host.shutdown(timeout=TIMEOUT)
+        with pytest.raises(DispatcherShutdownError):
+            host.schedule(actor_of(ref))
