@@ -348,6 +348,10 @@ class TestDispatcher:
         assert ref.ask("alive", block=True, timeout=TIMEOUT) == "alive"
 
 
+def hosted_recorder(host: HostedDispatcher) -> type[Recorder]:
+    return type("Hosted", (Recorder,), {"dispatcher": host})
+
+
 class TestHostedDispatcher:
     """Turns run on the host's thread, only when it asks; a released host hands over."""
 
@@ -357,7 +361,7 @@ class TestHostedDispatcher:
         host.bind(lambda: wakes.append(1))
         events: list[str] = []
         try:
-            ref = type("Hosted", (Recorder,), {"dispatcher": host}).start(events)
+            ref = hosted_recorder(host).start(events)
             assert wakes  # the first turn (on_start) was scheduled, and the host woken
             future = ref.ask("hello", block=False)
             assert events == []  # nothing runs until the host runs it
@@ -374,7 +378,7 @@ class TestHostedDispatcher:
     def test_release_hands_pending_and_later_messages_to_a_thread_of_its_own(self) -> None:
         host = HostedDispatcher(name="test-host")
         events: list[str] = []
-        ref = type("Hosted", (Recorder,), {"dispatcher": host}).start(events)
+        ref = hosted_recorder(host).start(events)
         ref.tell("pending")
         host.release()  # the host's loop ends with the turn still queued
         assert ref.ask("later", timeout=TIMEOUT) == "later"
