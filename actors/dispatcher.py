@@ -267,10 +267,23 @@ class PooledActor(pykka.Actor):
     """
 
     dispatcher: ClassVar[Scheduler | None] = None
+    # Whether ``start`` puts the actor in pykka's ``ActorRegistry``. The registry is one list
+    # and removing from it is O(n), so an actor type with tens of thousands of short-lived
+    # instances (leases) opts out; its owner keeps its refs and stops it.
+    registered: ClassVar[bool] = True
 
     _pooled_dispatcher: Scheduler
     _mailbox: _Mailbox
     _setup_pending: bool = True
+
+    @classmethod
+    def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Any]:
+        """pykka's ``Actor.start``, without the registry when ``registered`` is False."""
+        if cls.registered:
+            return super().start(*args, **kwargs)
+        actor = cls(*args, **kwargs)
+        actor._start_actor_loop()  # noqa: SLF001 - what Actor.start does after registering
+        return actor.actor_ref
 
     @staticmethod
     def _create_future() -> pykka.Future[Any]:

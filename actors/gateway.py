@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
-import os
 import struct
 import threading
 import time
@@ -64,16 +63,17 @@ COUNTER_AERON_ERRORS = "gateway.aeron_errors"
 FRAGMENT_LIMIT = 10  # driver-behaviour.md §2: at most 10 fragments per poll
 OWN_SKIP_LIMIT = 256  # own fragments consumed per loop turn while the mailbox is full
 # Idle parks. Outgoing messages never wait for a park (``send`` wakes the thread); inbound
-# requests wait at most one park. Right after work the park is short, so a client's next
-# request (an attach after its detach, a retry) is read within ~50 us; after 100 ms of quiet
-# the park grows to 1 ms, so an idle driver wakes 1,000 times a second (measured in
-# bench/attach.py: under 1 % of a core for this thread), as the C driver's 1 ms idle sleep.
-HOT_SPIN_NS = 300_000
+# requests wait at most one park. A wake-up costs ~18 us of CPU on the 2-core VM whatever the
+# park (measured), so the park is short only where a request is likely: right after a reply
+# (a response or revoke) went out, a client typically answers it (a detach after its attach,
+# the next attach, a re-attach), so for 2 ms the park is 50 us, then 250 us until 50 ms. A
+# steady stream of keepalives asks for no reply and leaves the park long. Otherwise it is
+# 700 us: ~1,400 wake-ups a second, about 2.5 % of a core for an idle driver.
 HOT_PARK_NS = 50_000
-HOT_WINDOW_NS = 5_000_000
+HOT_WINDOW_NS = 2_000_000
 WARM_PARK_NS = 250_000
-WARM_WINDOW_NS = 100_000_000
-DEFAULT_MAX_PARK_NS = 1_000_000
+WARM_WINDOW_NS = 50_000_000
+DEFAULT_MAX_PARK_NS = 700_000
 DEFAULT_DRIVER_TIMEOUT_MS = 2_500
 # An announce (soft state) that could not be offered for this long is dropped: the next one
 # supersedes it. Control messages are never dropped (gateway_outbox.py).
@@ -177,6 +177,7 @@ class ControlGateway:
         self._startup_error: BaseException | None = None
         self.fatal_reason: str | None = None
         self._own_sessions: frozenset[int] = frozenset()
+        self._replied_ns = 0  # when the last control message (not an announce) was routed
         self._thread = threading.Thread(target=self._run, name="control-gateway", daemon=True)
 
     # ---------------------------------------------------------------- any thread
@@ -327,7 +328,6 @@ class ControlGateway:
     ) -> None:
         queues = (control_q,) if announce_q is control_q else (control_q, announce_q)
         wake = self._wake
-        last_work_ns = time.monotonic_ns()
         while True:
             wake.clear()  # before looking for work: a later send() makes the park return
             self._log_aeron_errors()
@@ -348,10 +348,8 @@ class ControlGateway:
                     if q.drop_all("gateway closed before it could be sent"):
                         _log.warning("close: flush deadline passed with messages queued")
                 return
-            if work:
-                last_work_ns = now
-            elif self._idle(sub, wake, last_work_ns, poll=reading):
-                last_work_ns = time.monotonic_ns()
+            if not work:
+                self._idle(sub, wake, poll=reading)
 
     def _read(self, sub: Any, control_q: PublicationQueue) -> tuple[int, bool]:
         """Read requests unless the driver's mailbox or our outgoing queue is full (then read
@@ -363,7 +361,7 @@ class ControlGateway:
         self._counters.inc(COUNTER_THROTTLED)
         return self._skip_own(sub), False
 
-    def _idle(self, sub: Any, wake: Waker, last_work_ns: int, *, poll: bool) -> bool:
+    def _idle(self, sub: Any, wake: Waker, *, poll: bool) -> bool:
         """Park until woken or a request arrives; True if requests were read.
 
         The cheapest loop the thread can idle in (a C-level timed lock wait and one poll per
@@ -372,15 +370,7 @@ class ControlGateway:
         """
         now = time.monotonic_ns()
         until = now + IDLE_TURN_NS
-        if now - last_work_ns < HOT_SPIN_NS:
-            # Right after work a reply (or the client's next request) is typically a few
-            # hundred microseconds away: yielding instead of parking keeps this core awake and
-            # saves a wake-up, which on a VM costs more than the wait itself.
-            if poll and self._poll(sub):
-                return True
-            os.sched_yield()
-            return False
-        while not wake.wait(self._park_s(now - last_work_ns)):
+        while not wake.wait(self._park_s(now - self._replied_ns)):
             if poll and self._poll(sub):
                 return True
             now = time.monotonic_ns()
@@ -389,7 +379,7 @@ class ControlGateway:
         return False
 
     def _park_s(self, quiet_ns: int) -> float:
-        """How long to park after ``quiet_ns`` without work (see HOT_PARK_NS)."""
+        """How long to park ``quiet_ns`` after the last reply (see HOT_PARK_NS)."""
         if quiet_ns < HOT_WINDOW_NS:
             park = HOT_PARK_NS
         elif quiet_ns < WARM_WINDOW_NS:
@@ -455,6 +445,8 @@ class ControlGateway:
                 _log.error("cannot encode %s (%s): %r", name, exc, message)
                 continue
             is_announce = isinstance(message, messages.ShmPoolAnnounce)
+            if not is_announce:
+                self._replied_ns = now_ns
             q = announce_q if is_announce else control_q
             q.push(data, message, soft=is_announce, now_ns=now_ns)
             if len(q) == 1:

@@ -108,7 +108,11 @@ def test_failing_lease_actor_is_revoked_by_the_driver(h: Harness) -> None:
     h.wait_count(ShmPoolAnnounce, 1)
     assert h.system is not None
     h.system.status()  # barrier: the grant's last effect, starting the LeaseActor, is done
-    (lease_ref,) = pykka.ActorRegistry.get_by_class(LeaseActor)
+    assert pykka.ActorRegistry.get_by_class(LeaseActor) == []  # kept by the driver alone
+    driver = h.system.driver._actor_weakref()
+    assert driver is not None
+    lease_ref = driver._leases[r.lease_id]
+    assert lease_ref.is_alive()
     lease_ref.tell("not a lease command")  # a bug in the child: it raises
     (revoke,) = h.wait_count(ShmLeaseRevoked, 1)
     assert (revoke.reason, revoke.error_message, revoke.lease_id) == (
