@@ -285,6 +285,15 @@ class PooledActor(pykka.Actor):
         actor._start_actor_loop()  # noqa: SLF001 - what Actor.start does after registering
         return actor.actor_ref
 
+    def stop_after_this_message(self) -> None:
+        """Stop once the message being handled is done, without queueing a stop message.
+
+        pykka's ``stop()`` from inside an actor queues a stop and costs another turn; an actor
+        that knows it is finished (a lease that ended) stops in this turn: ``on_stop`` runs
+        now, and the turn then answers whatever else is queued with ``ActorDeadError``.
+        """
+        self._stop()
+
     @staticmethod
     def _create_future() -> pykka.Future[Any]:
         return pykka.ThreadingFuture()

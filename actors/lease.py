@@ -61,7 +61,7 @@ class LeaseActor(PooledActor):
         if effects:
             raise TypeError(f"the Lease HSM emitted effects it has no port for: {effects!r}")
         if self._hsm.in_state("Ended"):
-            self.stop()
+            self.stop_after_this_message()
         return None
 
     def on_failure(
