@@ -282,7 +282,7 @@ class PooledActor(pykka.Actor):
         if cls.registered:
             return super().start(*args, **kwargs)
         actor = cls(*args, **kwargs)
-        actor._start_actor_loop()  # noqa: SLF001 - what Actor.start does after registering
+        actor._start_actor_loop()  # what Actor.start does after registering
         return actor.actor_ref
 
     def stop_after_this_message(self) -> None:
