@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.harness import REPO, RunningDriver, pct, running_driver, stop
 
 LOAD = Path(__file__).with_name("lease_load.py")
+STATUS = [sys.executable, str(REPO / "launcher.py"), "status", "--json", "--config"]
 
 
 def ms(values: list[int]) -> str:
@@ -81,10 +82,12 @@ def run(n: int, rounds: int, procs: int) -> dict[str, Any]:
             hold_cpu = (driver.cpu() - cpu_h) / (time.monotonic() - t_hold)
             results = [json.loads(_line(p)) for p in loads]
             cpu_c = driver.cpu()
+            counters = _counters(driver)
         finally:
             for p in loads:
                 stop(p, 10)
     merged: dict[str, Any] = {
+        "counters": counters,
         "leases": n,
         "attached": sum(r["attached"] for r in results),
         "rejected": sum(r["rejected"] for r in results),
@@ -114,6 +117,19 @@ def _line(proc: subprocess.Popen[str]) -> str:
     return line
 
 
+def _counters(driver: RunningDriver) -> dict[str, int]:
+    out = subprocess.run(
+        [*STATUS, str(driver.config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    counters: dict[str, int] = json.loads(out.stdout)["counters"]
+    return counters
+
+
 def _wait_for_driver(driver: RunningDriver) -> None:
     """The driver serves once its admin plane answers a status query."""
     deadline = time.monotonic() + 30
@@ -139,6 +155,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="keepalive rounds before expiry")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes")
     parser.add_argument("--json", action="store_true", help="one JSON object per N")
+    parser.add_argument("--counters", action="store_true", help="the driver's counters too")
     args = parser.parse_args()
     header = (
         f"{'leases':>7} {'false':>5} {'revoked':>13} {'lateness p50/p99/max ms':>24} "
@@ -150,7 +167,7 @@ def main() -> int:
     for n in args.leases:
         r = run(n, args.rounds, args.procs)
         if args.json:
-            print(json.dumps({k: v for k, v in r.items() if not isinstance(v, list)}))
+            print(json.dumps({k: v for k, v in r.items() if not isinstance(v, list | dict)}))
             continue
         print(
             f"{n:>7} {r['false_revokes']:>5} {r['revoked']:>6}/{r['attached']:<6} "
@@ -159,6 +176,8 @@ def main() -> int:
             f"{r['driver_cpu_total_s']:>9.1f} {100 * r['load_keepalive_cpu']:>7.1f}%",
             flush=True,
         )
+        if args.counters:
+            print("        ", json.dumps(r["counters"], sort_keys=True))
     return 0
 
 
