@@ -151,6 +151,7 @@ class AdminPlane:
         self._status_timeout_s = status_timeout_s
         self._driver: pykka.ActorRef[pykka.Actor] | None = None
         self._stopping = threading.Event()
+        self._topics: set[bytes] = set()  # event topics someone subscribes to (XPUB)
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -224,7 +225,9 @@ class AdminPlane:
             try:
                 context = zmq.Context()
                 status = self._socket(context, sockets, zmq.ROUTER)
-                events = self._socket(context, sockets, zmq.PUB)
+                # XPUB: a PUB that also reports its subscriptions, so events nobody follows
+                # are not encoded at all (a sweep can end 30,000 leases at once).
+                events = self._socket(context, sockets, zmq.XPUB)
                 events.setsockopt(zmq.SNDHWM, PUB_HWM)
                 events.setsockopt(zmq.LINGER, PUB_LINGER_MS)
                 endpoints = [
@@ -290,6 +293,7 @@ class AdminPlane:
         if tcp is not None:
             poller.register(tcp, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
+        poller.register(events, zmq.POLLIN)  # (un)subscriptions
         pending: list[_Pending] = []
         while not self._stopping.is_set():
             timeout = _PENDING_POLL_MS if pending else _IDLE_POLL_MS
@@ -300,6 +304,8 @@ class AdminPlane:
             for sock in (status, tcp):
                 if sock is not None and sock in ready:
                     self._serve(sock, pending)
+            if events in ready:
+                self._track_subscriptions(events)
             self._publish(events)
             pending[:] = [p for p in pending if not self._try_answer(p)]
 
@@ -449,8 +455,25 @@ class AdminPlane:
 
     # -- events -----------------------------------------------------------------------------
 
+    def _track_subscriptions(self, events: Socket) -> None:
+        """XPUB reports a topic's first subscriber (0x01 + topic) and its last leaving (0x00)."""
+        while True:
+            try:
+                frame = events.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if frame[:1] == b"\x01":
+                self._topics.add(frame[1:])
+            elif frame[:1] == b"\x00":
+                self._topics.discard(frame[1:])
+
     def _publish(self, events: Socket) -> None:
-        for event in self.events.drain():
+        drained = self.events.drain()
+        if not self._topics:
+            if drained:
+                self.counters.add("admin.events_unobserved", len(drained))
+            return
+        for event in drained:
             try:
                 data = json.dumps(event_json(event, time.time_ns()), separators=(",", ":"))
             except (TypeError, ValueError) as exc:

@@ -239,6 +239,23 @@ class TestEvents:
         assert second["kind"] == "revoke"
         assert json_object(second["fields"])["reason"] == "DETACHED"
 
+    def test_events_nobody_follows_are_counted_not_encoded(self, plane: AdminPlane) -> None:
+        for i in range(5):
+            plane.events.emit(DriverEvent("revoke", i, {"lease_id": i}))
+        counters: dict[str, int] = {}
+        for _ in range(200):  # bounded: until the admin thread has drained the five
+            counters = json_counters(_status(plane)["counters"])
+            if counters.get("admin.events_unobserved", 0) >= 5:
+                break
+        assert counters.get("admin.events_unobserved") == 5
+        assert "admin.events_published" not in counters
+        sub = _subscribe(plane)  # once someone follows, events are published again
+        try:
+            plane.events.emit(DriverEvent("attach", 9, {"lease_id": 9}))
+            assert _next_event(sub)["kind"] == "attach"
+        finally:
+            sub.close()
+
     def test_a_subscriber_that_never_reads_does_not_stall_the_plane(
         self, plane: AdminPlane
     ) -> None:
