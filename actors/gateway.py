@@ -178,6 +178,8 @@ class ControlGateway:
         self.fatal_reason: str | None = None
         self._own_sessions: frozenset[int] = frozenset()
         self._replied_ns = 0  # when the last control message (not an announce) was routed
+        self._owner = 0  # the poll thread's ident, once it runs
+        self._routes: tuple[PublicationQueue, PublicationQueue] | None = None
         self._thread = threading.Thread(target=self._run, name="control-gateway", daemon=True)
 
     # ---------------------------------------------------------------- any thread
@@ -211,7 +213,7 @@ class ControlGateway:
             self._closed_send(message)
             return
         self._outgoing.append(message)
-        self._wake.set()
+        self._route_now()
 
     def send_all(self, batch: Iterable[messages.SbeMessage]) -> None:
         """``send`` for many messages decided in one step: one queueing, one wake-up."""
@@ -220,7 +222,16 @@ class ControlGateway:
                 self._closed_send(message)
             return
         self._outgoing.extend(batch)
-        self._wake.set()
+        self._route_now()
+
+    def _route_now(self) -> None:
+        """From the poll thread itself (the DriverActor runs there) offer at once, in order,
+        before the rest of the step that sent it; from any other thread, wake the poll thread."""
+        routes = self._routes
+        if routes is None or threading.get_ident() != self._owner:
+            self._wake.set()
+            return
+        self._route_outgoing(*routes, time.monotonic_ns())
 
     def _closed_send(self, message: messages.SbeMessage) -> None:
         self._counters.inc(f"{COUNTER_PUBLISH_FAILED}.{type(message).__name__}.closed")
@@ -260,6 +271,8 @@ class ControlGateway:
             self._ready.set()
             return
         control_q, announce_q = self._queues(pubs)
+        self._routes = (control_q, announce_q)
+        self._owner = threading.get_ident()
         self._ready.set()
         try:
             self._loop(aeron, sub, control_q, announce_q)
