@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,7 +38,7 @@ from tensorpool_client.aeron_connect import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import CHANNEL, REPO, cpu_seconds, pct, running_driver
+from bench.harness import CHANNEL, cpu_seconds, pct, running_driver, status_counters
 
 SPIN = pyaeron.IdleStrategy.busy_spin()
 PARK = pyaeron.IdleStrategy.backoff(max_park_ns=1_000_000)
@@ -115,19 +113,6 @@ class Client:
             )
         )
         self.wait(lambda m: isinstance(m, ShmDetachResponse) and m.correlation_id == cid)
-
-
-def status_counters(config: Path) -> dict[str, int]:
-    out = subprocess.run(
-        [sys.executable, str(REPO / "launcher.py"), "status", "--config", str(config), "--json"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    counters: dict[str, int] = json.loads(out.stdout)["counters"]
-    return counters
 
 
 def measure_startup(client: Client, t_spawn: int) -> tuple[ShmAttachResponse, str]:

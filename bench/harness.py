@@ -9,6 +9,7 @@ Aeron dir) is removed and every process stopped on the way out, even on failure.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import shutil
@@ -16,7 +17,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,6 +69,20 @@ print("up", flush=True)
 signal.sigwait({signal.SIGTERM, signal.SIGINT})
 driver.close()
 """
+
+
+def status_counters(config: Path) -> dict[str, int]:
+    """The counters of the driver serving ``config`` (``launcher.py status --json``)."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "launcher.py"), "status", "--config", str(config), "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    counters: dict[str, int] = json.loads(out.stdout)["counters"]
+    return counters
 
 
 def cpu_seconds(pid: int) -> float:
@@ -157,9 +171,3 @@ def running_driver(*, keepalive_ms: int = 1000, grace: int = 3) -> Iterator[Runn
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def wait_served(attempt: object, timeout: float = 30.0) -> None:
-    """Call ``attempt()`` until it returns True (the driver answers), bounded by ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not attempt():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise SystemExit("the driver did not answer")

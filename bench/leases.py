@@ -24,10 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import REPO, RunningDriver, pct, running_driver, stop
+from bench.harness import REPO, RunningDriver, pct, running_driver, status_counters, stop
 
 LOAD = Path(__file__).with_name("lease_load.py")
-STATUS = [sys.executable, str(REPO / "launcher.py"), "status", "--json", "--config"]
 
 
 def ms(values: list[int]) -> str:
@@ -82,7 +81,7 @@ def run(n: int, rounds: int, procs: int) -> dict[str, Any]:
             hold_cpu = (driver.cpu() - cpu_h) / (time.monotonic() - t_hold)
             results = [json.loads(_line(p)) for p in loads]
             cpu_c = driver.cpu()
-            counters = _counters(driver)
+            counters = status_counters(driver.config)
         finally:
             for p in loads:
                 stop(p, 10)
@@ -115,19 +114,6 @@ def _line(proc: subprocess.Popen[str]) -> str:
     if not line:
         raise SystemExit(f"load generator exited ({proc.wait()})")
     return line
-
-
-def _counters(driver: RunningDriver) -> dict[str, int]:
-    out = subprocess.run(
-        [*STATUS, str(driver.config)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    counters: dict[str, int] = json.loads(out.stdout)["counters"]
-    return counters
 
 
 def _wait_for_driver(driver: RunningDriver) -> None:
