@@ -178,6 +178,7 @@ class ControlGateway:
         self.fatal_reason: str | None = None
         self._own_sessions: frozenset[int] = frozenset()
         self._replied_ns = 0  # when the last control message (not an announce) was routed
+        self._received_keys: dict[type, str] = {}  # counter name per request class
         self._owner = 0  # the poll thread's ident, once it runs
         self._routes: tuple[PublicationQueue, PublicationQueue] | None = None
         self._thread = threading.Thread(target=self._run, name="control-gateway", daemon=True)
@@ -499,7 +500,11 @@ class ControlGateway:
         target = self._target
         if target is None:  # only while closing: the actors are going away
             return
-        self._counters.inc(f"{COUNTER_RECEIVED}.{type(message).__name__}")
+        kind = type(message)
+        key = self._received_keys.get(kind)
+        if key is None:
+            key = self._received_keys[kind] = f"{COUNTER_RECEIVED}.{kind.__name__}"
+        self._counters.inc(key)
         target.tell(message)
 
     def _count_decode_error(self, exc: messages.DecodeError, size: int) -> None:
@@ -554,7 +559,9 @@ class Waker:
         self._lock.acquire()
 
     def set(self) -> None:
-        with contextlib.suppress(RuntimeError):  # a wake is pending already
+        if not self._lock.locked():
+            return  # a wake is pending already
+        with contextlib.suppress(RuntimeError):  # another thread set it just now
             self._lock.release()
 
     def clear(self) -> None:
