@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Final
 
 from messages.sbe import U32, U64, UINT8, Blob, SbeMessage, VarData, message
-from messages.wire import Bool
+from messages.wire import Bool  # noqa: TC001 - the engine reads the annotations at import
 
 SCHEMA_ID: Final = 902
 SLOT_HEADER_BYTES: Final = 256
