@@ -106,6 +106,7 @@ class _Pending:
     path: SenderPath
     chunks: collections.deque[bytes]
     deadline_ns: int
+    length: int
 
 
 class NetworkLoop:
@@ -372,7 +373,8 @@ class NetworkLoop:
             trace_id=msg.trace_id or 0, header=slot, payload=payload,
             chunk_bytes=self.cfg.effective_chunk_bytes, integrity=self.cfg.integrity_crc32c,
         ))
-        self._pending = _Pending(path, chunks, time.monotonic_ns() + self._sending_timeout_ns)
+        self._pending = _Pending(path, chunks, time.monotonic_ns() + self._sending_timeout_ns,
+                                 len(payload))
         self._resume(time.monotonic_ns())
 
     def _resume(self, now_ns: int) -> int:
@@ -395,6 +397,7 @@ class NetworkLoop:
             pending.path.counters["chunks_sent"] += 1
             sent += 1
         pending.path.counters["frames_forwarded"] += 1
+        pending.path.counters["bytes_forwarded"] += pending.length
         self._pending = None
         return sent
 
