@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATUS_SOCKET: Final = "bridge-status.sock"
-EVENTS_SOCKET: Final = "bridge-events.sock"
+STATUS_SOCKET: Final = "status.sock"
+EVENTS_SOCKET: Final = "events.sock"
+SUN_PATH_MAX: Final = 107
 EVENT_QUEUE: Final = 10_000
 _POLL_MS: Final = 50
 
@@ -74,6 +75,9 @@ class StatusServer:
         try:
             for sock, name in ((router, STATUS_SOCKET), (pub, EVENTS_SOCKET)):
                 path = self.run_dir / name
+                if len(str(path).encode()) > SUN_PATH_MAX:
+                    raise ValueError(f"socket path {path} exceeds {SUN_PATH_MAX} bytes: "
+                                     "set a shorter bridge.run_dir")
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
                 sock.setsockopt(zmq.LINGER, 200)
