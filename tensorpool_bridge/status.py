@@ -41,6 +41,14 @@ def events_endpoint(run_dir: Path) -> str:
     return f"ipc://{run_dir / EVENTS_SOCKET}"
 
 
+def _socket_path(run_dir: Path, name: str) -> Path:
+    path = run_dir / name
+    if len(str(path).encode()) > SUN_PATH_MAX:
+        raise ValueError(f"socket path {path} exceeds {SUN_PATH_MAX} bytes: set a shorter "
+                         "bridge.run_dir")
+    return path
+
+
 class StatusServer:
     """Serves ``status`` from ``answer()`` and publishes events given to ``publish``."""
 
@@ -74,10 +82,7 @@ class StatusServer:
         pub = ctx.socket(zmq.PUB)
         try:
             for sock, name in ((router, STATUS_SOCKET), (pub, EVENTS_SOCKET)):
-                path = self.run_dir / name
-                if len(str(path).encode()) > SUN_PATH_MAX:
-                    raise ValueError(f"socket path {path} exceeds {SUN_PATH_MAX} bytes: "
-                                     "set a shorter bridge.run_dir")
+                path = _socket_path(self.run_dir, name)
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
                 sock.setsockopt(zmq.LINGER, 200)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -49,10 +50,8 @@ class Ends:
 
     def close(self) -> None:
         for closer in (self.consumer.close, self.producer.close, self.ca.close, self.cb.close):
-            try:
+            with contextlib.suppress(Exception):  # best effort: the drivers die next
                 closer()
-            except Exception:  # noqa: S110 - best effort teardown, the drivers die next
-                pass
 
 
 @pytest.fixture
