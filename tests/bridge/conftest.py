@@ -245,11 +245,12 @@ class World:
         return host
 
     def bridge(self, host: Host, role: str, *, integrity: bool = False, name: str = "",
-               payload: str | None = None, start: bool = True) -> BridgeProc:
+               payload: str | None = None, control: str | None = None,
+               start: bool = True) -> BridgeProc:
         name = name or f"bridge-{role}-{host.name}"
         config = host.root / f"{name}.toml"
         config.write_text(BRIDGE_TOML.format(
-            name=name, role=role, payload=payload or self.payload, control=self.control,
+            name=name, role=role, payload=payload or self.payload, control=control or self.control,
             integrity="true" if integrity else "false", run_dir=self.run_root / name))
         proc = BridgeProc([sys.executable, str(REPO / "launcher.py"), "bridge", "--config",
                            str(config), "--driver-config", str(host.config)],
