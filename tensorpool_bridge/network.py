@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any, Final
 import pyaeron
 
 import messages
-from messages import BridgeFrameChunk, DecodeError, FrameDescriptor, ShmPoolAnnounce
+from messages import (
+    BridgeFrameChunk,
+    DataSourceAnnounce,
+    DataSourceMeta,
+    DecodeError,
+    FrameDescriptor,
+    ShmPoolAnnounce,
+)
 from messages.bridge import SCHEMA_ID as BRIDGE_SCHEMA
 from tensorpool_bridge.chunking import split_frame
 from tensorpool_bridge.reassembly import (
@@ -45,7 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FRAGMENT_LIMIT: Final = 64
+FRAGMENT_LIMIT: Final = 1024  # fragments, not messages: a 64 KiB chunk is ~48 of them
 MAX_PARK_NS: Final = 50_000
 OFFER_RETRIES: Final = 3
 RESEND_CHECK_NS: Final = 100_000_000
@@ -138,6 +145,8 @@ class NetworkLoop:
         self._payload_pub: Any = None
         self._control_pub: Any = None
         self._descriptor_pub: Any = None
+        self._metadata_pub: Any = None
+        self._by_metadata_id = {p.mapping.metadata_stream_id: p for p in self.receivers.values()}
         self._pending: _Pending | None = None
         self._descriptor_sub: tuple[Any, Callable[[Any, Any], None]] | None = None
         self._backlog: collections.deque[FrameDescriptor] = collections.deque()
@@ -279,12 +288,22 @@ class NetworkLoop:
                                                               d.announce_stream_id):
                 self._subscribe(d.control_channel, d.control_stream_id,
                                 self._on_local_announce, 16)
+            if cfg.forward_metadata:
+                self._metadata_pub = aeron.add_exclusive_publication(cfg.metadata_channel,
+                                                                     cfg.metadata_stream_id)
+                self._subscribe(cfg.local_channel, cfg.source_metadata_stream_id,
+                                self._on_local_metadata, 16)
         if cfg.receives:
             self._descriptor_pub = aeron.add_exclusive_publication(
                 cfg.local_channel, cfg.local_descriptor_stream_id)
             self._subscribe(cfg.payload_channel, cfg.payload_stream_id, self._on_chunk,
                             FRAGMENT_LIMIT)
             self._subscribe(cfg.control_channel, cfg.control_stream_id, self._on_control, 16)
+            if cfg.forward_metadata:
+                self._metadata_pub = aeron.add_exclusive_publication(
+                    cfg.local_channel, cfg.local_metadata_stream_id)
+                self._subscribe(cfg.metadata_channel, cfg.metadata_stream_id,
+                                self._on_metadata, 16)
 
     def _subscribe(self, channel: str, stream_id: int, handler: Callable[[bytes], None],
                    limit: int) -> None:
@@ -436,6 +455,20 @@ class NetworkLoop:
         else:
             path.counters["announces_not_sent"] += 1
 
+    def _on_local_metadata(self, data: bytes) -> None:
+        """§5.6: DataSource* of a source stream, relabelled with ``metadata_stream_id``."""
+        msg = _metadata(data)
+        if msg is None:
+            return
+        path = self.senders.get(msg.stream_id)
+        if path is None:
+            return  # another stream's metadata is never forwarded (B-14)
+        forwarded = dataclasses.replace(msg, stream_id=path.mapping.metadata_stream_id)
+        if self._metadata_pub.offer(messages.encode(forwarded)) is True:
+            path.counters["metadata_forwarded"] += 1
+        else:
+            path.counters["metadata_not_sent"] += 1
+
     def _resend_on_connect(self) -> None:
         """Forward the last announce once when the control publication becomes connected."""
         connected = bool(self._control_pub.is_connected)
@@ -506,6 +539,21 @@ class NetworkLoop:
         counters["frames_rematerialized"] += 1
         counters["bytes_rematerialized"] += length
 
+    def _on_metadata(self, data: bytes) -> None:
+        """§6.8: forwarded DataSource* republished locally unchanged (B-13)."""
+        msg = _metadata(data)
+        if msg is None:
+            self.counters["metadata_ignored"] += 1
+            return
+        path = self._by_metadata_id.get(msg.stream_id)
+        if path is None:
+            self.counters["metadata_unmapped"] += 1
+            return
+        if self._metadata_pub.offer(data) is True:
+            path.counters["metadata_forwarded"] += 1
+        else:
+            path.counters["metadata_not_published"] += 1
+
     def _on_control(self, data: bytes) -> None:
         if len(data) < 8 or int.from_bytes(data[4:6], "little") != ShmPoolAnnounce.SCHEMA_ID:
             self.counters["control_foreign"] += 1
@@ -533,3 +581,14 @@ class NetworkLoop:
                 self._notify(NewSourceEpoch(path.mapping.dest_stream_id, msg.epoch))
             else:
                 self._notify(AnnounceApplied(path.mapping.dest_stream_id, msg.epoch))
+
+
+def _metadata(data: bytes) -> DataSourceAnnounce | DataSourceMeta | None:
+    """A decoded DataSourceAnnounce or DataSourceMeta, or None for anything else."""
+    if len(data) < 8 or int.from_bytes(data[4:6], "little") != DataSourceMeta.SCHEMA_ID:
+        return None
+    try:
+        msg = messages.decode(data)
+    except DecodeError:
+        return None
+    return msg if isinstance(msg, DataSourceAnnounce | DataSourceMeta) else None

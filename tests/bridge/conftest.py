@@ -73,7 +73,7 @@ payload_channel = "{payload}"
 payload_stream_id = 3000
 control_channel = "{control}"
 control_stream_id = 3001
-forward_metadata = false
+{metadata}
 mtu_bytes = 1408
 chunk_bytes = 1024
 max_chunk_bytes = 1024
@@ -226,7 +226,8 @@ class World:
         # Unix socket paths are limited to 107 bytes: the run dirs live in a short temp dir.
         self.run_root = Path(tempfile.mkdtemp(prefix="tpb-"))
         self.dirs.append(self.run_root)
-        payload, control = free_udp_ports(2)
+        payload, control, metadata = free_udp_ports(3)
+        self.metadata = f"aeron:udp?endpoint=127.0.0.1:{metadata}"
         self.payload = f"aeron:udp?endpoint=127.0.0.1:{payload}"
         self.control = f"aeron:udp?endpoint=127.0.0.1:{control}"
 
@@ -246,12 +247,15 @@ class World:
 
     def bridge(self, host: Host, role: str, *, integrity: bool = False, name: str = "",
                payload: str | None = None, control: str | None = None,
-               start: bool = True) -> BridgeProc:
+               metadata: bool = False, start: bool = True) -> BridgeProc:
         name = name or f"bridge-{role}-{host.name}"
         config = host.root / f"{name}.toml"
         config.write_text(BRIDGE_TOML.format(
             name=name, role=role, payload=payload or self.payload, control=control or self.control,
-            integrity="true" if integrity else "false", run_dir=self.run_root / name))
+            integrity="true" if integrity else "false", run_dir=self.run_root / name,
+            metadata=(f'metadata_channel = "{self.metadata}"\nmetadata_stream_id = 3002\n'
+                      "source_metadata_stream_id = 1300\nforward_metadata = true")
+            if metadata else "forward_metadata = false"))
         proc = BridgeProc([sys.executable, str(REPO / "launcher.py"), "bridge", "--config",
                            str(config), "--driver-config", str(host.config)],
                           config=config, driver_config=host.config)
