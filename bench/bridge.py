@@ -1,4 +1,4 @@
-"""Bridge benchmark: source producer -> driver A -> bridge -> aeron:udp -> bridge -> driver B -> consumer.
+"""Bridge benchmark: producer -> driver A -> bridges over aeron:udp -> driver B -> consumer.
 
     .venv/bin/python bench/bridge.py [--sizes 655360,4096] [--seconds 5] [--latency-rate 1000]
 
@@ -17,14 +17,12 @@ script.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import multiprocessing as mp
 import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,8 +49,8 @@ namespace = "{name}"
 default_profile = "p"
 announce_period_ms = 500
 [profiles.p]
-header_nslots = 64
-payload_pools = [ {{ pool_id = 1, stride_bytes = 8192 }}, {{ pool_id = 2, stride_bytes = 1048576 }} ]
+header_nslots = {nslots}
+payload_pools = [ {{ pool_id = 1, stride_bytes = {stride} }} ]
 [streams.s]
 stream_id = {stream}
 profile = "p"
@@ -100,7 +98,8 @@ def env() -> dict[str, str]:
 # ---------------------------------------------------------------- load generators
 
 
-def producer_main(aeron: str, base: str, size: int, mode: str, rate: float, window: int,
+def producer_main(  # noqa: PLR0917 - multiprocessing passes args positionally
+    aeron: str, base: str, size: int, mode: str, rate: float, window: int,
                   consumed: Any, start: Any, stop: Any) -> None:
     import numpy as np  # noqa: PLC0415 - child process
 
@@ -135,22 +134,37 @@ def producer_main(aeron: str, base: str, size: int, mode: str, rate: float, wind
     client.close()
 
 
-def consumer_main(aeron: str, base: str, size: int, consumed: Any, ready: Any, stop: Any,
+def consumer_main(  # noqa: PLR0917 - multiprocessing passes args positionally
+    aeron: str, base: str, size: int, consumed: Any, ready: Any, stop: Any,
                   measure_from: Any, results: Any) -> None:
+    import messages  # noqa: PLC0415
     from tensorpool_client import Consumer, DriverClient  # noqa: PLC0415
+    from tensorpool_client.aeron_connect import connect  # noqa: PLC0415
 
     client = DriverClient(aeron).start()
     consumer = Consumer(client, 20000, allowed_base_dirs=(Path(base),))
+    raw = connect(aeron)
+    descriptors = raw.add_subscription(CHANNEL, 1100)
+    published: dict[int, int] = {}
+
+    def on_descriptor(buf: Any, _header: Any) -> None:
+        msg = messages.decode(bytes(buf))
+        if isinstance(msg, messages.FrameDescriptor) and msg.timestamp_ns is not None:
+            published[msg.seq] = msg.timestamp_ns
+
     ready.set()
     frames = 0
     bad = 0
     latencies: list[int] = []
+    added: list[int] = []
     t_first = t_last = 0.0
     while not stop.is_set():
         frame = consumer.poll(0.05)
+        descriptors.poll(on_descriptor, 256)
         if frame is None:
             continue
         now = time.monotonic_ns()
+        descriptors.poll(on_descriptor, 256)
         arr = frame.array
         ok = arr.size == size and int.from_bytes(arr[:8].tobytes(), "little") == frame.seq \
             and int(arr[-1]) == frame.seq & 0xFF
@@ -165,8 +179,14 @@ def consumer_main(aeron: str, base: str, size: int, consumed: Any, ready: Any, s
         frames += 1
         t_last = time.monotonic()
         latencies.append(now - frame.timestamp_ns)
+        stamp = published.pop(frame.seq, None)
+        if stamp is not None:
+            added.append(stamp - frame.timestamp_ns)
+        if len(published) > 4096:
+            published.clear()
     results.put({"frames": frames, "bad": bad, "seconds": t_last - t_first,
-                 "latencies": latencies, "drops": dict(consumer.drops)})
+                 "latencies": latencies, "added": added, "drops": dict(consumer.drops)})
+    raw.close()
     consumer.close()
     client.close()
 
@@ -185,7 +205,8 @@ def bare_pub(aeron: str, channel: str, size: int, stop: Any) -> None:
     a.close()
 
 
-def bare_sub(aeron: str, channel: str, ready: Any, stop: Any, measure_from: Any,
+def bare_sub(  # noqa: PLR0917 - multiprocessing passes args positionally
+    aeron: str, channel: str, ready: Any, stop: Any, measure_from: Any,
              results: Any) -> None:
     import pyaeron  # noqa: PLC0415
 
@@ -215,17 +236,18 @@ def bare_sub(aeron: str, channel: str, ready: Any, stop: Any, measure_from: Any,
 
 
 class Rig:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, stride: int, nslots: int) -> None:
         self.root = root
         self.procs: list[subprocess.Popen[bytes]] = []
         self.hosts: dict[str, tuple[Path, Path]] = {}
         payload, control = free_ports(2)
         for name, stream in (("a", 10000), ("b", 20000)):
             home = root / name
-            home.mkdir()
+            home.mkdir(parents=True)
             cfg = home / "driver.toml"
             cfg.write_text(DRIVER.format(name=f"bench{name}", aeron=home / "aeron", ch=CHANNEL,
-                                         base=home / "shm", stream=stream))
+                                         base=home / "shm", stream=stream, stride=stride,
+                                         nslots=nslots))
             self.hosts[name] = (home, cfg)
             self._spawn([str(REPO / "launcher.py"), "--config", str(cfg)])
         time.sleep(1.5)
@@ -283,7 +305,8 @@ class Rig:
                 p.wait()
 
 
-def run_bridge(rig: Rig, size: int, seconds: float, mode: str, rate: float,
+def run_bridge(  # noqa: PLR0917 - multiprocessing passes args positionally
+    rig: Rig, size: int, seconds: float, mode: str, rate: float,
                window: int) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     consumed, measure_from = ctx.Value("q", 0), ctx.Value("q", 1 << 62)
@@ -308,7 +331,7 @@ def run_bridge(rig: Rig, size: int, seconds: float, mode: str, rate: float,
     wall = time.monotonic() - t0
     cpu1 = {n: cpu_seconds(pid) for n, pid in pids.items() if pid}
     stop.set()
-    out = results.get(timeout=30)
+    out: dict[str, Any] = results.get(timeout=30)
     prod.join(30)
     cons.join(30)
     out["cpu"] = {n: (cpu1[n] - cpu0[n]) / wall for n in cpu0}
@@ -338,7 +361,7 @@ def run_bare(rig: Rig, size: int, seconds: float) -> dict[str, Any]:
     wall = time.monotonic() - t0
     cpu1 = {n: cpu_seconds(pid) for n, pid in pids.items() if pid}
     stop.set()
-    out = results.get(timeout=30)
+    out: dict[str, Any] = results.get(timeout=30)
     pub.join(30)
     sub.join(30)
     out["cpu"] = {n: (cpu1[n] - cpu0[n]) / wall for n in cpu0}
@@ -352,6 +375,10 @@ def pct(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000
 
 
+def first_last(values: list[int]) -> str:
+    return f"{values[0] / 1000:.0f}/{values[-1] / 1000:.0f} us" if values else "-"
+
+
 def fmt_cpu(cpu: dict[str, float]) -> str:
     return ", ".join(f"{n} {100 * v:.0f}%" for n, v in cpu.items())
 
@@ -360,43 +387,55 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="655360,4096")
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--window", type=int, default=24)
+    parser.add_argument("--window", type=int, default=0, help="0: half the ring")
     parser.add_argument("--latency-rate", type=float, default=1000.0)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tpbb-"))
-    rig = None
     try:
-        rig = Rig(root)
         for size in [int(s) for s in args.sizes.split(",")]:
-            res = run_bridge(rig, size, args.seconds, "closed", 0.0, args.window)
-            fps = res["frames"] / max(res["seconds"], 1e-9)
-            gib = fps * size / 2**30
-            print(f"bridge {size} B frames: {fps:,.0f} frames/s, {gib:.3f} GiB/s, "
-                  f"bad {res['bad']}, consumer drops {res['drops']}")
-            print(f"  latency under load p50 {pct(res['latencies'], 0.5):.0f} us, "
-                  f"p99 {pct(res['latencies'], 0.99):.0f} us")
-            print(f"  CPU (share of one core): {fmt_cpu(res['cpu'])}")
-            print(f"  bridge counters so far: {rig.counters()}")
-            bare = run_bare(rig, size, args.seconds)
-            bfps = bare["frames"] / max(bare["seconds"], 1e-9)
-            print(f"  bare Aeron UDP {size} B: {bfps:,.0f} msg/s, {bfps * size / 2**30:.3f} "
-                  f"GiB/s; bridge/bare = {fps / bfps if bfps else float('nan'):.2f}")
-            print(f"  CPU (share of one core): {fmt_cpu(bare['cpu'])}")
-            lat = run_bridge(rig, size, args.seconds, "rate", args.latency_rate, args.window)
-            print(f"  latency at {args.latency_rate:.0f} frames/s (source commit -> far "
-                  f"consumer): p50 {pct(lat['latencies'], 0.5):.0f} us, "
-                  f"p99 {pct(lat['latencies'], 0.99):.0f} us, frames {lat['frames']}, "
-                  f"bad {lat['bad']}")
-            print(f"  CPU (share of one core): {fmt_cpu(lat['cpu'])}")
-            sys.stdout.flush()
+            stride = 1 << max(size - 1, 63).bit_length()
+            nslots = max(64, min(1024, (256 << 20) // stride))
+            window = min(args.window, nslots // 2) if args.window else nslots // 2
+            rig = Rig(root / str(size), stride, nslots)
+            try:
+                # Latency at a rate the link sustains (§13.2): large frames at 50 frames/s.
+                rate = args.latency_rate if size <= 65536 else min(args.latency_rate, 50.0)
+                one_size(rig, size, args.seconds, window, rate)
+            finally:
+                rig.close()
     finally:
-        if rig is not None:
-            rig.close()
         shutil.rmtree(root, ignore_errors=True)
-        with contextlib.suppress(Exception):
-            for leftover in Path("/dev/shm").glob("tpbb-*"):
-                shutil.rmtree(leftover, ignore_errors=True)
     return 0
+
+
+def one_size(rig: Rig, size: int, seconds: float, window: int, rate: float) -> None:
+    if os.environ.get("BENCH_LATENCY_ONLY"):
+        lat = run_bridge(rig, size, seconds, "rate", rate, window)
+        print(f"latency only {size}: added p50 {pct(lat['added'], 0.5):.0f} us, "
+              f"e2e p50 {pct(lat['latencies'], 0.5):.0f} us {first_last(lat['latencies'])}")
+        return
+    # Latency first, on a fresh rig: a run after a saturating one inherits its queues.
+    lat = run_bridge(rig, size, seconds, "rate", rate, window)
+    print(f"  at {rate:.0f} frames/s: added latency (source commit -> far descriptor) "
+          f"p50 {pct(lat['added'], 0.5):.0f} us, p99 {pct(lat['added'], 0.99):.0f} us; "
+          f"end to end (-> far consumer) p50 {pct(lat['latencies'], 0.5):.0f} us, "
+          f"p99 {pct(lat['latencies'], 0.99):.0f} us; frames {lat['frames']}, bad {lat['bad']}; "
+          f"first/last end-to-end sample {first_last(lat['latencies'])}")
+    print(f"  CPU (share of one core): {fmt_cpu(lat['cpu'])}")
+    res = run_bridge(rig, size, seconds, "closed", 0.0, window)
+    fps = res["frames"] / max(res["seconds"], 1e-9)
+    print(f"bridge {size} B frames (window {window}): {fps:,.0f} frames/s, "
+          f"{fps * size / 2**30:.3f} GiB/s, bad {res['bad']}, consumer drops {res['drops']}")
+    print(f"  latency under load p50 {pct(res['latencies'], 0.5):.0f} us, "
+          f"p99 {pct(res['latencies'], 0.99):.0f} us")
+    print(f"  CPU (share of one core): {fmt_cpu(res['cpu'])}")
+    print(f"  bridge counters so far: {rig.counters()}")
+    bare = run_bare(rig, size, seconds)
+    bfps = bare["frames"] / max(bare["seconds"], 1e-9)
+    print(f"  bare Aeron UDP {size} B: {bfps:,.0f} msg/s, {bfps * size / 2**30:.3f} GiB/s; "
+          f"bridge/bare = {fps / bfps if bfps else float('nan'):.2f}")
+    print(f"  CPU (share of one core): {fmt_cpu(bare['cpu'])}")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
