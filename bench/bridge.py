@@ -305,6 +305,16 @@ class Rig:
                 p.wait()
 
 
+def measure(pids: dict[str, int | None], seconds: float, measure_from: Any) -> dict[str, float]:
+    """Open the measuring window for ``seconds``; the CPU share of every process in it."""
+    cpu0 = {n: cpu_seconds(pid) for n, pid in pids.items() if pid}
+    measure_from.value = time.monotonic_ns()
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    wall = time.monotonic() - t0
+    return {n: (cpu_seconds(pid) - cpu0[n]) / wall for n, pid in pids.items() if pid}
+
+
 def run_bridge(  # noqa: PLR0917 - multiprocessing passes args positionally
     rig: Rig, size: int, seconds: float, mode: str, rate: float,
                window: int) -> dict[str, Any]:
@@ -324,17 +334,12 @@ def run_bridge(  # noqa: PLR0917 - multiprocessing passes args positionally
     time.sleep(1.5)  # warm-up
     pids = {**dict(zip(rig.names, [p.pid for p in rig.procs], strict=True)),
             "producer": prod.pid, "consumer": cons.pid, "bench": os.getpid()}
-    cpu0 = {n: cpu_seconds(pid) for n, pid in pids.items() if pid}
-    measure_from.value = time.monotonic_ns()
-    t0 = time.monotonic()
-    time.sleep(seconds)
-    wall = time.monotonic() - t0
-    cpu1 = {n: cpu_seconds(pid) for n, pid in pids.items() if pid}
+    cpu = measure(pids, seconds, measure_from)
     stop.set()
     out: dict[str, Any] = results.get(timeout=30)
     prod.join(30)
     cons.join(30)
-    out["cpu"] = {n: (cpu1[n] - cpu0[n]) / wall for n in cpu0}
+    out["cpu"] = cpu
     return out
 
 
@@ -354,17 +359,12 @@ def run_bare(rig: Rig, size: int, seconds: float) -> dict[str, Any]:
     time.sleep(1.5)
     pids = {"bare pub": pub.pid, "bare sub": sub.pid, "driver A": rig.procs[0].pid,
             "driver B": rig.procs[1].pid}
-    cpu0 = {n: cpu_seconds(pid) for n, pid in pids.items() if pid}
-    measure_from.value = time.monotonic_ns()
-    t0 = time.monotonic()
-    time.sleep(seconds)
-    wall = time.monotonic() - t0
-    cpu1 = {n: cpu_seconds(pid) for n, pid in pids.items() if pid}
+    cpu = measure(pids, seconds, measure_from)
     stop.set()
     out: dict[str, Any] = results.get(timeout=30)
     pub.join(30)
     sub.join(30)
-    out["cpu"] = {n: (cpu1[n] - cpu0[n]) / wall for n in cpu0}
+    out["cpu"] = cpu
     return out
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from tensorpool_bridge.chunking import effective_chunk_bytes
 from tensorpool_config import ConfigError, IdRange, default_config, default_run_dir, load_config
+from tensorpool_config.loader import parse_toml, read_text
 from tensorpool_config.table import Table, type_name
 
 if TYPE_CHECKING:
@@ -111,12 +111,7 @@ def load_bridge_config(
 ) -> BridgeConfig:
     """Read and validate the bridge TOML (and the local driver's TOML when given)."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read the file: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), f"not UTF-8 text: {exc.reason}") from exc
+    text = read_text(path)
     driver = load_config(driver_config, env) if driver_config is not None else default_config(env)
     return parse_bridge_config(text, source=str(path), driver=driver, env=env)
 
@@ -126,14 +121,7 @@ def parse_bridge_config(
     env: Mapping[str, str] = os.environ,
 ) -> BridgeConfig:
     """Parse ``text``; any failure is a one-line ``ConfigError``."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, f"invalid TOML: {exc}") from exc
-    except RecursionError:
-        raise ConfigError(source, "invalid TOML: nested too deeply to parse") from None
-    except ValueError as exc:
-        raise ConfigError(source, f"invalid TOML: unreadable value: {exc}") from exc
+    raw = parse_toml(text, source)
     for name in raw:
         if name not in _KNOWN_TABLES:
             log.warning("bridge config: unknown table [%s] ignored", name)
