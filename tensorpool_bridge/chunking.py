@@ -47,6 +47,17 @@ def split_frame(
     chunk_bytes: int, integrity: bool,
 ) -> Iterator[bytes]:
     """The encoded chunks of one frame, in index order (§5.3 rules hold for every output)."""
+    for parts in chunk_parts(stream_id=stream_id, epoch=epoch, seq=seq, trace_id=trace_id,
+                             header=header, payload=payload, chunk_bytes=chunk_bytes,
+                             integrity=integrity):
+        yield b"".join(parts)
+
+
+def chunk_parts(
+    *, stream_id: int, epoch: int, seq: int, trace_id: int, header: bytes, payload: Buffer,
+    chunk_bytes: int, integrity: bool,
+) -> Iterator[tuple[Buffer, ...]]:
+    """Each chunk as the buffers to write back to back (``offerv`` gathers them: no join)."""
     data = memoryview(payload).cast("B")
     length = len(data)
     count = chunk_count(length, chunk_bytes)
@@ -58,10 +69,10 @@ def split_frame(
         size = min(c, length - off)
         piece = data[off : off + size]
         first = k == 0
-        crc = (crc32c(piece, crc32c(header)) if first else crc32c(piece)) if integrity else 0
+        crc = crc32c(piece, crc32c(header) if first else 0) if integrity else 0
         head = _HEAD.pack(53, 1, SCHEMA_ID, 1, stream_id, epoch, seq, trace_id, k, count, off,
                           size, length, crc, 1 if first else 0)
         if first:
-            yield b"".join((head, _LEN.pack(SLOT_HEADER_BYTES), header, _LEN.pack(size), piece))
+            yield (head, _LEN.pack(SLOT_HEADER_BYTES), header, _LEN.pack(size), piece)
         else:
-            yield b"".join((head, _NO_HEADER, _LEN.pack(size), piece))
+            yield (head, _NO_HEADER, _LEN.pack(size), piece)

@@ -34,7 +34,7 @@ from messages import (
     ShmPoolAnnounce,
 )
 from messages.bridge import SCHEMA_ID as BRIDGE_SCHEMA
-from tensorpool_bridge.chunking import split_frame
+from tensorpool_bridge.chunking import chunk_parts
 from tensorpool_bridge.reassembly import (
     AnnounceOutcome,
     AssembledFrame,
@@ -45,7 +45,7 @@ from tensorpool_bridge.reassembly import (
 from tensorpool_client.aeron_connect import connect
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Buffer, Callable
 
     from tensorpool_bridge.client_adapter import DestStream, SourceStream
     from tensorpool_bridge.config import BridgeConfig, Mapping_
@@ -111,7 +111,7 @@ class _Pending:
     """Chunks of the frame being sent, resumed on later turns while the publication is full."""
 
     path: SenderPath
-    chunks: collections.deque[bytes]
+    chunks: collections.deque[tuple[Buffer, ...]]
     deadline_ns: int
     length: int
 
@@ -305,11 +305,15 @@ class NetworkLoop:
                 self._subscribe(cfg.metadata_channel, cfg.metadata_stream_id,
                                 self._on_metadata, 16)
 
-    def _subscribe(self, channel: str, stream_id: int, handler: Callable[[bytes], None],
+    def _subscribe(self, channel: str, stream_id: int, handler: Callable[[Any], None],
                    limit: int) -> None:
+        # Chunks are decoded in place (the codec copies only the var data); the rest is
+        # copied first because handlers keep parts of it.
+        copy: Callable[[Any], Any] = memoryview if handler == self._on_chunk else bytes
+
         def on_fragment(buf: Any, _header: Any) -> None:
             try:
-                handler(bytes(buf))
+                handler(copy(buf))
             except Exception:  # raising would lose the rest of the poll batch
                 self.counters["handler_errors"] += 1
                 log.exception("bridge fragment handler failed")
@@ -387,7 +391,7 @@ class NetworkLoop:
             path.counters[f"frames_skipped.{got}"] += 1
             return
         slot, payload = got
-        chunks = collections.deque(split_frame(
+        chunks = collections.deque(chunk_parts(
             stream_id=path.mapping.dest_stream_id, epoch=msg.epoch, seq=msg.seq,
             trace_id=msg.trace_id or 0, header=slot, payload=payload,
             chunk_bytes=self.cfg.effective_chunk_bytes, integrity=self.cfg.integrity_crc32c,
@@ -405,7 +409,7 @@ class NetworkLoop:
         chunks = pending.chunks
         while chunks:
             for _ in range(OFFER_RETRIES):
-                result = pub.offer(chunks[0])
+                result = pub.offerv(chunks[0])
                 if result is True:
                     break
             else:
@@ -482,7 +486,7 @@ class NetworkLoop:
 
     # ------------------------------------------------------------------ receiver (§6)
 
-    def _on_chunk(self, data: bytes) -> None:
+    def _on_chunk(self, data: memoryview) -> None:
         counters = self.counters
         counters["chunks_received"] += 1
         if len(data) < 8 or int.from_bytes(data[4:6], "little") != BRIDGE_SCHEMA:

@@ -54,11 +54,10 @@ class Ends:
                 closer()
 
 
-@pytest.fixture
-def ends(world: World) -> Iterator[tuple[Ends, BridgeProc, BridgeProc]]:
+def rig(world: World, *, integrity: bool) -> Iterator[tuple[Ends, BridgeProc, BridgeProc]]:
     a, b = hosts(world)
-    sender = world.bridge(a, "sender")
-    receiver = world.bridge(b, "receiver", integrity=False)
+    sender = world.bridge(a, "sender", integrity=integrity)
+    receiver = world.bridge(b, "receiver", integrity=integrity)
     e = Ends(a, b)
     try:
         receiver.wait_state("receiver", "streaming")
@@ -66,6 +65,16 @@ def ends(world: World) -> Iterator[tuple[Ends, BridgeProc, BridgeProc]]:
         yield e, sender, receiver
     finally:
         e.close()
+
+
+@pytest.fixture
+def ends(world: World) -> Iterator[tuple[Ends, BridgeProc, BridgeProc]]:
+    yield from rig(world, integrity=False)
+
+
+@pytest.fixture
+def ends_crc(world: World) -> Iterator[tuple[Ends, BridgeProc, BridgeProc]]:
+    yield from rig(world, integrity=True)
 
 
 def arrays() -> list[np.ndarray]:
@@ -78,7 +87,16 @@ def arrays() -> list[np.ndarray]:
 
 
 def test_frames_arrive_identical(ends: tuple[Ends, BridgeProc, BridgeProc]) -> None:
-    e, sender, receiver = ends
+    check_identical(*ends)
+
+
+def test_frames_arrive_identical_with_crc32c(
+    ends_crc: tuple[Ends, BridgeProc, BridgeProc],
+) -> None:
+    check_identical(*ends_crc)
+
+
+def check_identical(e: Ends, sender: BridgeProc, receiver: BridgeProc) -> None:
     epochs = set()
     for array in arrays():
         seq = e.producer.offer(array, meta_version=3)
