@@ -152,7 +152,7 @@ class NetworkLoop:
         self._backlog: collections.deque[FrameDescriptor] = collections.deque()
         self._control_connected = False
         self._next_resend_check = 0
-        self._sending_timeout_ns = min(cfg.assembly_timeout_ms // 2, 50) * 1_000_000
+        self._sending_timeout_ns = cfg.assembly_timeout_ms * 1_000_000 // 2
 
     # ------------------------------------------------------------------ lifecycle
 
