@@ -178,3 +178,36 @@ def test_restarted_receiver_starts_a_new_local_epoch(
         assert time.monotonic() < deadline, "no frame after the receiver restart"
     assert frame.epoch > before
     np.testing.assert_array_equal(frame.array, data)
+
+
+def test_far_driver_shutdown_stops_the_receiver_and_a_restart_resumes(
+    world: World, ends: tuple[Ends, BridgeProc, BridgeProc],
+) -> None:
+    """The far driver's embedded media driver carries the receiver's Aeron client, so a
+    driver shutdown ends the receiver (exit 1, for its supervisor to restart); the sender
+    keeps running (frames skipped while nobody listens) and a restarted pair resumes."""
+    e, sender, receiver = ends
+    data = np.arange(64, dtype=np.uint8)
+    e.receive(e.producer.offer(data))
+    e.consumer.close()
+    e.cb.close()
+    assert e.b.driver.stop() == 0
+    assert receiver.proc is not None
+    assert receiver.proc.wait(20) == 1
+    for _ in range(20):
+        e.producer.offer(data)
+    e.b.driver.start(ready="running:")
+    receiver.start()
+    receiver.wait_state("receiver", "streaming")
+    e.cb = DriverClient(e.b.aeron_dir).start()
+    e.consumer = Consumer(e.cb, 20000, allowed_base_dirs=(e.b.root / "shm",))
+    deadline = time.monotonic() + 15
+    frame = None
+    while frame is None:
+        assert time.monotonic() < deadline, receiver.status()
+        seq = e.producer.offer(data)
+        frame = e.consumer.poll(0.2)
+        while frame is not None and frame.seq != seq:
+            frame = e.consumer.poll(0.2)
+    np.testing.assert_array_equal(frame.array, data)
+    assert sender.mapping("sender")["state"] == "streaming"
