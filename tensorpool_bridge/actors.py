@@ -46,8 +46,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from actors.clock import Clock
+    from messages import ShmPoolAnnounce
     from tensorpool_bridge.config import BridgeConfig, Mapping_
     from tensorpool_bridge.network import NetworkLoop
+    from tensorpool_bridge.reassembly import SourceAnnounce
     from tensorpool_client import DriverClient
 
 log = logging.getLogger(__name__)
@@ -172,20 +174,22 @@ class MappingActor(pykka.ThreadingActor):
                 source = SourceStream(self.client, self.cfg, self.mapping.source_stream_id)
                 self.stream = source
                 self.loop.install_source(self.mapping.source_stream_id, source)
-                known = self.loop.call(
-                    lambda: self.loop.senders[self.mapping.source_stream_id].announce is not None)
+                known = self.loop.call(lambda: _epoch_of(
+                    self.loop.senders[self.mapping.source_stream_id].announce))
             else:
                 dest = DestStream(self.client, self.cfg, self.mapping.dest_stream_id)
                 self.stream = dest
                 self.loop.install_dest(self.key, dest)
                 self.loop.receivers[self.key].counters["local_reattach"] += 1
-                known = self.loop.call(
-                    lambda: self.loop.receivers[self.key].reassembler.announce is not None)
+                known = self.loop.call(lambda: _epoch_of(
+                    self.loop.receivers[self.key].reassembler.announce))
         except Exception as exc:
             log.warning("%s %d: attach failed: %s", self.role, self.key, exc)
             self._dispatch(AttachFailed(str(exc) or type(exc).__name__))
             return
-        self._dispatch(Attached(announce_known=known))
+        self._dispatch(Attached(announce_known=known is not None))
+        if known is not None:
+            self._dispatch(SourceEpoch(known))
 
     def _release(self) -> None:
         stream, self.stream = self.stream, None
@@ -236,6 +240,10 @@ class MappingActor(pykka.ThreadingActor):
             "reattaches": m.reattaches,
             "last_error": m.last_error,
         }
+
+
+def _epoch_of(announce: ShmPoolAnnounce | SourceAnnounce | None) -> int | None:
+    return None if announce is None else announce.epoch
 
 
 def _tell(ref: pykka.ActorRef[Any], message: object) -> None:

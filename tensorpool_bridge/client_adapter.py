@@ -44,6 +44,7 @@ def driver_client(cfg: BridgeConfig) -> DriverClient:
     return DriverClient(
         cfg.aeron_dir, control_channel=d.control_channel, control_stream_id=d.control_stream_id,
         announce_channel=d.announce_channel, announce_stream_id=d.announce_stream_id,
+        keepalive_interval_ms=d.keepalive_interval_ms,
     ).start()
 
 

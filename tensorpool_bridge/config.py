@@ -57,6 +57,8 @@ class LocalDriver:
     qos_channel: str
     qos_stream_id: int
     allowed_base_dirs: tuple[Path, ...]
+    keepalive_interval_ms: int
+    """``policies.lease_keepalive_interval_ms`` of the local driver (§5.1 step 3)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -189,6 +191,7 @@ def _local_driver(driver: DriverConfig, env: Mapping[str, str]) -> LocalDriver:
         announce_channel=d.announce_channel, announce_stream_id=d.announce_stream_id,
         qos_channel=d.qos_channel, qos_stream_id=d.qos_stream_id,
         allowed_base_dirs=driver.shm.allowed_base_dirs,
+        keepalive_interval_ms=driver.policies.lease_keepalive_interval_ms,
     )
 
 

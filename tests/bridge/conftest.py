@@ -49,8 +49,8 @@ namespace = "{name}"
 [policies]
 default_profile = "p"
 announce_period_ms = 200
-lease_keepalive_interval_ms = 200
-lease_expiry_grace_intervals = 5
+lease_keepalive_interval_ms = 1000
+lease_expiry_grace_intervals = 3
 shutdown_timeout_ms = 200
 
 [profiles.p]
@@ -205,11 +205,11 @@ class BridgeProc(Proc):
     def mapping(self, role: str) -> dict[str, Any]:
         return next(m for m in self.status()["mappings"] if m["role"] == role)
 
-    def wait_state(self, role: str, state: str, timeout: float = 20.0) -> dict[str, Any]:
+    def wait_state(self, role: str, *states: str, timeout: float = 20.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             m = self.mapping(role)
-            if m["state"] == state:
+            if m["state"] in states:
                 return m
             if time.monotonic() > deadline:
                 raise AssertionError(f"{role} stayed {m}; log: {self.lines[-30:]}")

@@ -135,4 +135,5 @@ def test_driver_file_supplies_the_local_endpoints(tmp_path: Path) -> None:
     cfg = load_bridge_config(bridge, driver_config=driver, env={"XDG_RUNTIME_DIR": "/tmp/r"})
     assert cfg.driver.aeron_dir == cfg.aeron_dir == "/tmp/aeron-b"
     assert cfg.driver.control_stream_id == 1500
+    assert cfg.driver.keepalive_interval_ms == 1000
     assert cfg.local_channel == "aeron:ipc?term-length=1m"

@@ -20,7 +20,7 @@ def test_metadata_of_the_source_stream_is_forwarded(world: World) -> None:
     b = world.host("mb", stream=20000, pools=POOLS_B, nslots=32)
     sender = world.bridge(a, "sender", metadata=True)
     receiver = world.bridge(b, "receiver", metadata=True)
-    receiver.wait_state("receiver", "waiting_announce")
+    receiver.wait_state("receiver", "waiting_announce", "streaming")
     source = connect(a.aeron_dir)
     far = connect(b.aeron_dir)
     try:
