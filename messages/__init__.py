@@ -1,4 +1,4 @@
-"""SBE codecs of the driver control schema (901) and the wire schema (900).
+"""SBE codecs of the driver control schema (901), the wire schema (900) and the bridge (902).
 
 ``decode(buffer)`` turns one framed message into a frozen message object, ``encode(message)``
 turns it back into bytes with the schema's exact block length; ``encode_body`` /
@@ -6,6 +6,7 @@ turns it back into bytes with the schema's exact block length; ``encode_body`` /
 message types live in ``messages.events`` (import them from there).
 """
 
+from messages.bridge import BridgeFrameChunk
 from messages.codec import decode, decode_body, encode, encode_body
 from messages.control import (
     HugepagesPolicy,
@@ -65,6 +66,7 @@ from messages.wire import (
 __all__ = [
     "Attribute",
     "Bool",
+    "BridgeFrameChunk",
     "ClockDomain",
     "ConsumerConfig",
     "ConsumerHello",

@@ -11,7 +11,7 @@ import struct
 from typing import TYPE_CHECKING
 
 # The schema modules register their messages in REGISTRY when imported.
-from messages import control, wire
+from messages import bridge, control, wire
 from messages.errors import (
     DecodeError,
     EncodeError,
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["decode", "decode_body", "encode", "encode_body"]
 
-SCHEMAS = (control.SCHEMA_ID, wire.SCHEMA_ID)
+SCHEMAS = (control.SCHEMA_ID, wire.SCHEMA_ID, bridge.SCHEMA_ID)
 _HEADER_SIZE = HEADER.size
 _unpack_header = HEADER.unpack_from
 _lookup = REGISTRY.get

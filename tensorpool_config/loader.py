@@ -33,13 +33,17 @@ def load_config(path: Path | str | None, env: Mapping[str, str] = os.environ) ->
     if path is None:
         return default_config(env)
     path = Path(path)
+    return parse_config(read_text(path), source=str(path), env=env)
+
+
+def read_text(path: Path) -> str:
+    """A configuration file's text; unreadable or non-UTF-8 files are one-line errors."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read the file: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), f"not UTF-8 text: {exc.reason}") from exc
-    return parse_config(text, source=str(path), env=env)
 
 
 def default_config(env: Mapping[str, str] = os.environ) -> DriverConfig:
@@ -51,6 +55,11 @@ def parse_config(
     text: str, *, source: str = "<string>", env: Mapping[str, str] = os.environ
 ) -> DriverConfig:
     """Parse and validate ``text``; any failure is a one-line ``ConfigError`` naming ``source``."""
+    return build_config(parse_toml(text, source), env)
+
+
+def parse_toml(text: str, source: str) -> dict[str, object]:
+    """TOML text -> tables; bad TOML is a one-line ``ConfigError`` naming ``source``."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -64,7 +73,7 @@ def parse_config(
     except ValueError as exc:  # an integer beyond Python's digit limit for int()
         reason = str(exc).split(";", 1)[0]  # drop the hint about sys.set_int_max_str_digits
         raise ConfigError(source, f"invalid TOML: unreadable value: {reason}") from exc
-    return build_config(raw, env)
+    return raw
 
 
 def build_config(raw: Mapping[str, object], env: Mapping[str, str]) -> DriverConfig:

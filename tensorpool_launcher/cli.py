@@ -32,6 +32,7 @@ commands:
   status   ask a running driver what it holds (tensorpool-driver status --help)
   events   follow a running driver's lifecycle events (tensorpool-driver events --help)
   keygen   make a CURVE key pair for the TCP status endpoint (tensorpool-driver keygen --help)
+  bridge   run the Aeron-UDP bridge, or ask it for status (tensorpool-driver bridge --help)
 """
 
 _EPILOG = """\
@@ -112,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the process exit code."""
     args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in and args_in[0] == "bridge":
+        from tensorpool_bridge.cli import main as bridge_main  # noqa: PLC0415 - bridge only
+
+        return bridge_main(args_in[1:])
     if args_in and args_in[0] in _ADMIN_COMMANDS:
         from tensorpool_client import admin_cli  # noqa: PLC0415 - only these subcommands need zmq clients
 

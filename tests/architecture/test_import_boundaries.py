@@ -20,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKED = ("actors", "messages", "shm", "tensorpool_client", "tensorpool_config",
-           "tensorpool_launcher", "launcher.py")  # fmt: skip
+           "tensorpool_launcher", "tensorpool_bridge", "launcher.py")  # fmt: skip
 
 # Third-party runtimes -> the only places (file, or folder ending in "/") that may import them.
 GATEWAY = (
@@ -31,14 +31,29 @@ GATEWAY = (
     "actors/gateway/",  # where the lead moves the four above
 )
 RUNTIME_OWNERS: dict[str, tuple[str, ...]] = {
-    "pyaeron": (*GATEWAY, "tensorpool_client/"),
-    "zmq": ("actors/admin/", "tensorpool_client/admin_cli.py"),
+    # The bridge is a transport endpoint of its own: its network thread owns its Aeron client
+    # (config.py only asks pyaeron for Aeron's default directory).
+    "pyaeron": (
+        *GATEWAY,
+        "tensorpool_client/",
+        "tensorpool_bridge/network.py",
+        "tensorpool_bridge/config.py",
+    ),
+    "zmq": (
+        "actors/admin/",
+        "tensorpool_client/admin_cli.py",
+        "tensorpool_bridge/status.py",
+        "tensorpool_bridge/cli.py",
+    ),
 }
 
 # Our packages: importer folder -> the packages it must never import.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "actors/": ("tensorpool_client", "tensorpool_launcher"),
-    "tensorpool_client/": ("actors", "tensorpool_launcher"),
+    "actors/": ("tensorpool_client", "tensorpool_launcher", "tensorpool_bridge"),
+    # The bridge is a client of two drivers: it uses the client library and the actor runtime
+    # (HSM engine, clock, supervision policy), never the launcher.
+    "tensorpool_bridge/": ("tensorpool_launcher",),
+    "tensorpool_client/": ("actors", "tensorpool_launcher", "tensorpool_bridge"),
     "messages/": ("actors", "tensorpool_client", "tensorpool_launcher"),
     "shm/": ("actors", "tensorpool_client", "tensorpool_launcher"),
     "tensorpool_config/": ("actors", "tensorpool_client", "tensorpool_launcher"),

@@ -38,6 +38,7 @@ CONTRACT_MESSAGES = {
     (900, 50): "ShmRegionSuperblock",
     (900, 51): "SlotHeader",
     (900, 52): "TensorHeader",
+    (902, 1): "BridgeFrameChunk",
 }
 CONTRACT_ENUMS = [
     "Role",

@@ -185,6 +185,7 @@ class TestBlockLength:
         wire = {1: 35, 2: 39, 3: 18, 4: 40, 5: 41, 6: 28, 7: 20, 8: 16, 9: 12, 10: 28, 11: 29}
         wire |= {12: 16, 13: 16, 50: 64, 51: 60, 52: 184}
         expected = {(901, t): n for t, n in driver.items()} | {(900, t): n for t, n in wire.items()}
+        expected[902, 1] = 53
         assert {key: codec.cls.BLOCK_LENGTH for key, codec in REGISTRY.items()} == expected
         assert {key: codec.block.size for key, codec in REGISTRY.items()} == expected
 
@@ -215,7 +216,7 @@ class TestVersion:
 class TestDispatch:
     @pytest.mark.parametrize(
         ("schema_id", "template_id"),
-        [(902, 1), (910, 1), (901, 9), (901, 0), (900, 14), (900, 50), (900, 51)],
+        [(902, 2), (910, 1), (901, 9), (901, 0), (900, 14), (900, 50), (900, 51)],
     )
     def test_unknown_or_headerless_pairs_are_unknown_messages(
         self, schema_id: int, template_id: int

@@ -1,0 +1,442 @@
+"""Bridge benchmark: producer -> driver A -> bridges over aeron:udp -> driver B -> consumer.
+
+    .venv/bin/python bench/bridge.py [--sizes 655360,4096] [--seconds 5] [--latency-rate 1000]
+
+Everything runs on this host over 127.0.0.1: two tensorpool drivers (own Aeron dirs, SHM
+namespaces), a sender and a receiver bridge process, a producer process on A and a consumer
+process on B. Throughput runs closed-loop (the producer stays at most ``--window`` frames
+ahead of the far consumer, so nothing is overrun); latency runs at a fixed low rate and
+measures source commit (the slot's timestampNs, preserved by the bridge) -> far consumer.
+Every delivered frame is checked (its first 8 bytes carry its seq, its last byte the seq).
+The reference is a bare Aeron UDP publication -> subscription of the same message size
+through the same two media drivers, in the same run; the ratio is printed.
+CPU is read from /proc/<pid>/stat for every process, including the load generators and this
+script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+CHANNEL = "aeron:ipc?term-length=64m"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+DRIVER = """\
+[driver]
+instance_id = "{name}"
+aeron_dir = "{aeron}"
+control_channel = "{ch}"
+announce_channel = "{ch}"
+qos_channel = "{ch}"
+[shm]
+base_dir = "{base}"
+namespace = "{name}"
+[policies]
+default_profile = "p"
+announce_period_ms = 500
+[profiles.p]
+header_nslots = {nslots}
+payload_pools = [ {{ pool_id = 1, stride_bytes = {stride} }} ]
+[streams.s]
+stream_id = {stream}
+profile = "p"
+[admin]
+enabled = false
+"""
+
+BRIDGE = """\
+[bridge]
+instance_id = "{name}"
+role = "{role}"
+payload_channel = "aeron:udp?endpoint=127.0.0.1:{payload}"
+payload_stream_id = 3000
+control_channel = "aeron:udp?endpoint=127.0.0.1:{control}"
+control_stream_id = 3001
+forward_metadata = false
+run_dir = "{run}"
+[[mappings]]
+source_stream_id = 10000
+dest_stream_id = 20000
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("DRIVER_", "AERON_", "BRIDGE_"))}
+    e["PYTHONPATH"] = str(REPO)
+    return e
+
+
+# ---------------------------------------------------------------- load generators
+
+
+def producer_main(  # noqa: PLR0917 - multiprocessing passes args positionally
+    aeron: str, base: str, size: int, mode: str, rate: float, window: int,
+                  consumed: Any, start: Any, stop: Any) -> None:
+    import numpy as np  # noqa: PLC0415 - child process
+
+    from tensorpool_client import DriverClient, Producer  # noqa: PLC0415
+
+    client = DriverClient(aeron).start()
+    producer = Producer(client, 10000, allowed_base_dirs=(Path(base),))
+    data = np.zeros(size, dtype=np.uint8)
+    start.wait()
+    period = 1.0 / rate if rate else 0.0
+    next_t = time.monotonic()
+    stalled_since = None
+    while not stop.is_set():
+        seq = producer.next_seq
+        if mode == "closed":
+            if seq - consumed.value >= window:
+                stalled_since = stalled_since or time.monotonic()
+                if time.monotonic() - stalled_since < 0.2:
+                    time.sleep(0)
+                    continue
+            stalled_since = None
+        else:
+            now = time.monotonic()
+            if now < next_t:
+                time.sleep(min(next_t - now, 0.001))
+                continue
+            next_t += period
+        data[:8] = np.frombuffer(seq.to_bytes(8, "little"), dtype=np.uint8)
+        data[-1] = seq & 0xFF
+        producer.offer(data)
+    producer.close()
+    client.close()
+
+
+def consumer_main(  # noqa: PLR0917 - multiprocessing passes args positionally
+    aeron: str, base: str, size: int, consumed: Any, ready: Any, stop: Any,
+                  measure_from: Any, results: Any) -> None:
+    import messages  # noqa: PLC0415
+    from tensorpool_client import Consumer, DriverClient  # noqa: PLC0415
+    from tensorpool_client.aeron_connect import connect  # noqa: PLC0415
+
+    client = DriverClient(aeron).start()
+    consumer = Consumer(client, 20000, allowed_base_dirs=(Path(base),))
+    raw = connect(aeron)
+    descriptors = raw.add_subscription(CHANNEL, 1100)
+    published: dict[int, int] = {}
+
+    def on_descriptor(buf: Any, _header: Any) -> None:
+        msg = messages.decode(bytes(buf))
+        if isinstance(msg, messages.FrameDescriptor) and msg.timestamp_ns is not None:
+            published[msg.seq] = msg.timestamp_ns
+
+    ready.set()
+    frames = 0
+    bad = 0
+    latencies: list[int] = []
+    added: list[int] = []
+    t_first = t_last = 0.0
+    while not stop.is_set():
+        frame = consumer.poll(0.05)
+        descriptors.poll(on_descriptor, 256)
+        if frame is None:
+            continue
+        now = time.monotonic_ns()
+        descriptors.poll(on_descriptor, 256)
+        arr = frame.array
+        ok = arr.size == size and int.from_bytes(arr[:8].tobytes(), "little") == frame.seq \
+            and int(arr[-1]) == frame.seq & 0xFF
+        if not ok or not frame.intact():
+            bad += 1
+            continue
+        consumed.value = frame.seq + 1
+        if now < measure_from.value:
+            continue
+        if frames == 0:
+            t_first = time.monotonic()
+        frames += 1
+        t_last = time.monotonic()
+        latencies.append(now - frame.timestamp_ns)
+        stamp = published.pop(frame.seq, None)
+        if stamp is not None:
+            added.append(stamp - frame.timestamp_ns)
+        if len(published) > 4096:
+            published.clear()
+    results.put({"frames": frames, "bad": bad, "seconds": t_last - t_first,
+                 "latencies": latencies, "added": added, "drops": dict(consumer.drops)})
+    raw.close()
+    consumer.close()
+    client.close()
+
+
+def bare_pub(aeron: str, channel: str, size: int, stop: Any) -> None:
+    import pyaeron  # noqa: PLC0415
+
+    from tensorpool_client.aeron_connect import connect  # noqa: PLC0415
+
+    a = connect(aeron)
+    pub = a.add_exclusive_publication(channel, 4000)
+    data = bytes(size)
+    idle = pyaeron.IdleStrategy.backoff(max_park_ns=50_000)
+    while not stop.is_set():
+        idle.idle(1 if pub.offer(data) is True else 0)
+    a.close()
+
+
+def bare_sub(  # noqa: PLR0917 - multiprocessing passes args positionally
+    aeron: str, channel: str, ready: Any, stop: Any, measure_from: Any,
+             results: Any) -> None:
+    import pyaeron  # noqa: PLC0415
+
+    from tensorpool_client.aeron_connect import connect  # noqa: PLC0415
+
+    a = connect(aeron)
+    sub = a.add_subscription(channel, 4000)
+    count = [0, 0.0, 0.0]
+
+    def handler(_buf: Any, _header: Any) -> None:
+        now = time.monotonic()
+        if time.monotonic_ns() >= measure_from.value:
+            if count[0] == 0:
+                count[1] = now
+            count[0] += 1
+            count[2] = now
+
+    ready.set()
+    idle = pyaeron.IdleStrategy.backoff(max_park_ns=50_000)
+    while not stop.is_set():
+        idle.idle(sub.poll(handler, 64))
+    results.put({"frames": count[0], "seconds": count[2] - count[1]})
+    a.close()
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+class Rig:
+    def __init__(self, root: Path, stride: int, nslots: int) -> None:
+        self.root = root
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.hosts: dict[str, tuple[Path, Path]] = {}
+        payload, control = free_ports(2)
+        for name, stream in (("a", 10000), ("b", 20000)):
+            home = root / name
+            home.mkdir(parents=True)
+            cfg = home / "driver.toml"
+            cfg.write_text(DRIVER.format(name=f"bench{name}", aeron=home / "aeron", ch=CHANNEL,
+                                         base=home / "shm", stream=stream, stride=stride,
+                                         nslots=nslots))
+            self.hosts[name] = (home, cfg)
+            self._spawn([str(REPO / "launcher.py"), "--config", str(cfg)])
+        time.sleep(1.5)
+        for name, role in (("a", "sender"), ("b", "receiver")):
+            home, dcfg = self.hosts[name]
+            bcfg = home / "bridge.toml"
+            bcfg.write_text(BRIDGE.format(name=f"bb{name}", role=role, payload=payload,
+                                          control=control, run=root / f"r{name}"))
+            self._spawn([str(REPO / "launcher.py"), "bridge", "--config", str(bcfg),
+                         "--driver-config", str(dcfg), "--log-level", "WARNING"])
+        time.sleep(1.5)
+        self.names = ["driver A", "driver B", "bridge sender", "bridge receiver"]
+
+    def _spawn(self, argv: list[str]) -> None:
+        self.procs.append(subprocess.Popen([sys.executable, *argv], cwd=REPO, env=env(),
+                                           stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL))
+
+    def aeron(self, name: str) -> str:
+        return str(self.hosts[name][0] / "aeron")
+
+    def base(self, name: str) -> str:
+        return str(self.hosts[name][0] / "shm")
+
+    def counters(self) -> str:
+        """The bridges' non-zero drop and flow counters (their status sockets)."""
+        parts = []
+        for name in ("a", "b"):
+            home, dcfg = self.hosts[name]
+            out = subprocess.run(
+                [sys.executable, str(REPO / "launcher.py"), "bridge", "status", "--json",
+                 "--config", str(home / "bridge.toml"), "--driver-config", str(dcfg)],
+                cwd=REPO, env=env(), capture_output=True, text=True, timeout=60, check=False)
+            try:
+                body = json.loads(out.stdout)
+            except json.JSONDecodeError:
+                parts.append(f"{name}: no status ({out.stderr.strip()[-200:]})")
+                continue
+            for m in body["mappings"]:
+                c = {k: v for k, v in m["counters"].items()
+                     if v and not k.startswith(("bytes_", "announces_", "assembly_"))
+                     and k not in ("source_epoch", "local_epoch")}
+                parts.append(f"{m['role']} {c}")
+        return "; ".join(parts)
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in reversed(self.procs):
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def measure(pids: dict[str, int | None], seconds: float, measure_from: Any) -> dict[str, float]:
+    """Open the measuring window for ``seconds``; the CPU share of every process in it."""
+    cpu0 = {n: cpu_seconds(pid) for n, pid in pids.items() if pid}
+    measure_from.value = time.monotonic_ns()
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    wall = time.monotonic() - t0
+    return {n: (cpu_seconds(pid) - cpu0[n]) / wall for n, pid in pids.items() if pid}
+
+
+def run_bridge(  # noqa: PLR0917 - multiprocessing passes args positionally
+    rig: Rig, size: int, seconds: float, mode: str, rate: float,
+               window: int) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    consumed, measure_from = ctx.Value("q", 0), ctx.Value("q", 1 << 62)
+    start, ready, stop = ctx.Event(), ctx.Event(), ctx.Event()
+    results = ctx.Queue()
+    cons = ctx.Process(target=consumer_main, args=(rig.aeron("b"), rig.base("b"), size,
+                                                   consumed, ready, stop, measure_from, results))
+    cons.start()
+    ready.wait(30)
+    prod = ctx.Process(target=producer_main, args=(rig.aeron("a"), rig.base("a"), size, mode,
+                                                   rate, window, consumed, start, stop))
+    prod.start()
+    time.sleep(1.0)  # the producer attached; the receiver re-attached; the consumer remapped
+    start.set()
+    time.sleep(1.5)  # warm-up
+    pids = {**dict(zip(rig.names, [p.pid for p in rig.procs], strict=True)),
+            "producer": prod.pid, "consumer": cons.pid, "bench": os.getpid()}
+    cpu = measure(pids, seconds, measure_from)
+    stop.set()
+    out: dict[str, Any] = results.get(timeout=30)
+    prod.join(30)
+    cons.join(30)
+    out["cpu"] = cpu
+    return out
+
+
+def run_bare(rig: Rig, size: int, seconds: float) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    (port,) = free_ports(1)
+    channel = f"aeron:udp?endpoint=127.0.0.1:{port}"
+    measure_from = ctx.Value("q", 1 << 62)
+    ready, stop = ctx.Event(), ctx.Event()
+    results = ctx.Queue()
+    sub = ctx.Process(target=bare_sub, args=(rig.aeron("b"), channel, ready, stop, measure_from,
+                                             results))
+    sub.start()
+    ready.wait(30)
+    pub = ctx.Process(target=bare_pub, args=(rig.aeron("a"), channel, size, stop))
+    pub.start()
+    time.sleep(1.5)
+    pids = {"bare pub": pub.pid, "bare sub": sub.pid, "driver A": rig.procs[0].pid,
+            "driver B": rig.procs[1].pid}
+    cpu = measure(pids, seconds, measure_from)
+    stop.set()
+    out: dict[str, Any] = results.get(timeout=30)
+    pub.join(30)
+    sub.join(30)
+    out["cpu"] = cpu
+    return out
+
+
+def pct(values: list[int], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000
+
+
+def first_last(values: list[int]) -> str:
+    return f"{values[0] / 1000:.0f}/{values[-1] / 1000:.0f} us" if values else "-"
+
+
+def fmt_cpu(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{n} {100 * v:.0f}%" for n, v in cpu.items())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="655360,4096")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--window", type=int, default=0, help="0: half the ring")
+    parser.add_argument("--latency-rate", type=float, default=1000.0)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="tpbb-"))
+    try:
+        for size in [int(s) for s in args.sizes.split(",")]:
+            stride = 1 << max(size - 1, 63).bit_length()
+            nslots = max(64, min(1024, (256 << 20) // stride))
+            window = min(args.window, nslots // 2) if args.window else nslots // 2
+            rig = Rig(root / str(size), stride, nslots)
+            try:
+                # Latency at a rate the link sustains (§13.2): large frames at 50 frames/s.
+                rate = args.latency_rate if size <= 65536 else min(args.latency_rate, 50.0)
+                one_size(rig, size, args.seconds, window, rate)
+            finally:
+                rig.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+def one_size(rig: Rig, size: int, seconds: float, window: int, rate: float) -> None:
+    if os.environ.get("BENCH_LATENCY_ONLY"):
+        lat = run_bridge(rig, size, seconds, "rate", rate, window)
+        print(f"latency only {size}: added p50 {pct(lat['added'], 0.5):.0f} us, "
+              f"e2e p50 {pct(lat['latencies'], 0.5):.0f} us {first_last(lat['latencies'])}")
+        return
+    # Latency first, on a fresh rig: a run after a saturating one inherits its queues.
+    lat = run_bridge(rig, size, seconds, "rate", rate, window)
+    print(f"  at {rate:.0f} frames/s: added latency (source commit -> far descriptor) "
+          f"p50 {pct(lat['added'], 0.5):.0f} us, p99 {pct(lat['added'], 0.99):.0f} us; "
+          f"end to end (-> far consumer) p50 {pct(lat['latencies'], 0.5):.0f} us, "
+          f"p99 {pct(lat['latencies'], 0.99):.0f} us; frames {lat['frames']}, bad {lat['bad']}; "
+          f"first/last end-to-end sample {first_last(lat['latencies'])}")
+    print(f"  CPU (share of one core): {fmt_cpu(lat['cpu'])}")
+    res = run_bridge(rig, size, seconds, "closed", 0.0, window)
+    fps = res["frames"] / max(res["seconds"], 1e-9)
+    print(f"bridge {size} B frames (window {window}): {fps:,.0f} frames/s, "
+          f"{fps * size / 2**30:.3f} GiB/s, bad {res['bad']}, consumer drops {res['drops']}")
+    print(f"  latency under load p50 {pct(res['latencies'], 0.5):.0f} us, "
+          f"p99 {pct(res['latencies'], 0.99):.0f} us")
+    print(f"  CPU (share of one core): {fmt_cpu(res['cpu'])}")
+    print(f"  bridge counters so far: {rig.counters()}")
+    bare = run_bare(rig, size, seconds)
+    bfps = bare["frames"] / max(bare["seconds"], 1e-9)
+    print(f"  bare Aeron UDP {size} B: {bfps:,.0f} msg/s, {bfps * size / 2**30:.3f} GiB/s; "
+          f"bridge/bare = {fps / bfps if bfps else float('nan'):.2f}")
+    print(f"  CPU (share of one core): {fmt_cpu(bare['cpu'])}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
