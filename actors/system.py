@@ -17,20 +17,20 @@ from typing import TYPE_CHECKING, Any, Final, Self
 
 import pykka
 
-from actors.clock import MonotonicClock
-from actors.commands import UseTimer
-from actors.dispatcher import Dispatcher, Scheduler
-from actors.driver import DriverActor
-from actors.driver_model import NS_PER_MS
-from actors.lease import LeaseActor
-from actors.timer import TimerActor
+from actors.driver.actor import DriverActor
+from actors.driver.commands import UseTimer
+from actors.driver.model import NS_PER_MS
+from actors.lease.actor import LeaseActor
+from actors.runtime.clock import MonotonicClock
+from actors.runtime.dispatcher import Dispatcher, Scheduler
+from actors.runtime.timer import TimerActor
 from messages.events import DriverStatus, StatusQuery
 from shm.hugepages import is_hugetlbfs
 
 if TYPE_CHECKING:
-    from actors.clock import Clock
-    from actors.intake import IntakeHorizon
-    from actors.stream import Provisioner
+    from actors.runtime.clock import Clock
+    from actors.runtime.intake import IntakeHorizon
+    from actors.stream.actor import Provisioner
     from messages.events import EventSink, Outbox
     from tensorpool_config.model import DriverConfig
 

@@ -1,9 +1,9 @@
 """The DriverActor: hosts the Driver HSM, performs its effects, supervises the children.
 
-All decisions are in the HSM (``driver_machine`` and its handler modules); this class is the
+All decisions are in the HSM (``machine.py`` and its handler modules); this class is the
 shell that reads the clock, starts and tells children, and writes to the outbox and the
 event sink. ``on_receive`` never lets an exception out: a bug in handling one message is
-logged and counted and the driver carries on (``actors/supervision.py``).
+logged and counted and the driver carries on (``actors/driver/supervision.py``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors.commands import ChildFailed, CleanupEpoch, UseTimer
-from actors.dispatcher import PooledActor
-from actors.driver_effects import (
+from actors.driver.commands import ChildFailed, CleanupEpoch, UseTimer
+from actors.driver.effects import (
     ArmLeaseCheck,
     ArmShutdown,
     Emit,
@@ -31,12 +30,13 @@ from actors.driver_effects import (
     TellStream,
     WantIntake,
 )
-from actors.driver_machine import DriverStarted, new_driver_hsm
-from actors.driver_model import DriverModel
-from actors.lease import LeaseActor
-from actors.stream import StreamActor
-from actors.supervision import CHILD_LEASE, RestartIntensity
-from actors.timer import DeadlineTimer
+from actors.driver.machine import DriverStarted, new_driver_hsm
+from actors.driver.model import DriverModel
+from actors.driver.supervision import CHILD_LEASE, RestartIntensity
+from actors.lease.actor import LeaseActor
+from actors.runtime.dispatcher import PooledActor
+from actors.runtime.timer import DeadlineTimer
+from actors.stream.actor import StreamActor
 from messages.control import Role
 from messages.events import (
     ArmShutdownTimer,
@@ -50,9 +50,9 @@ from messages.events import (
 )
 
 if TYPE_CHECKING:
-    from actors.clock import Clock
-    from actors.intake import IntakeHorizon
-    from actors.stream import Provisioner
+    from actors.runtime.clock import Clock
+    from actors.runtime.intake import IntakeHorizon
+    from actors.stream.actor import Provisioner
     from messages.events import EventSink, Outbox
     from tensorpool_config.model import DriverConfig
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from actors.attach_policy import (
+from actors.driver.attach_policy import (
     LAYOUT_VERSION,
     TEXT_NODE_ID_ALLOCATION,
     TEXT_PROVISION_PREFIX,
@@ -22,11 +22,11 @@ from actors.attach_policy import (
     Reject,
     decide_attach,
 )
-from actors.commands import GrantLease, PendingAttach
-from actors.driver_effects import ForgetStream, SpawnStream, StartLease
-from actors.driver_model import HEADER_SLOT_BYTES, StreamEntry
-from actors.hsm import HANDLED, Outcome
-from actors.lease_table import LeaseRecord
+from actors.driver.commands import GrantLease, PendingAttach
+from actors.driver.effects import ForgetStream, SpawnStream, StartLease
+from actors.driver.lease_table import LeaseRecord
+from actors.driver.model import HEADER_SLOT_BYTES, StreamEntry
+from actors.runtime.hsm import HANDLED, Outcome
 from messages.control import ResponseCode, Role, ShmAttachRequest, ShmAttachResponse
 from messages.events import (
     COUNTER_ATTACH_OK,
@@ -37,8 +37,8 @@ from messages.events import (
 )
 
 if TYPE_CHECKING:
-    from actors.commands import EpochInfo, ProvisionFailed, StreamReady
-    from actors.driver_model import DriverModel
+    from actors.driver.commands import EpochInfo, ProvisionFailed, StreamReady
+    from actors.driver.model import DriverModel
     from messages.events import AttachVersionUnsupported
 
 

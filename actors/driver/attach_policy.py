@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
-from actors.ids import NODE_ID_NULL
+from actors.driver.ids import NODE_ID_NULL
 from messages.control import HugepagesPolicy, PublishMode, ResponseCode, Role
 
 if TYPE_CHECKING:

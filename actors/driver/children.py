@@ -1,21 +1,21 @@
-"""Driver HSM handler of ``ChildFailed``: the supervision policy of ``actors/supervision.py``."""
+"""Driver HSM handler of ``ChildFailed``: the policy of ``supervision.py``."""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
 
-from actors.commands import Reprovision
-from actors.driver_attach import fail_pending
-from actors.driver_effects import SpawnStream, TellStream
-from actors.hsm import HANDLED, Outcome
-from actors.supervision import CHILD_LEASE, CHILD_STREAM
+from actors.driver.attach import fail_pending
+from actors.driver.commands import Reprovision
+from actors.driver.effects import SpawnStream, TellStream
+from actors.driver.supervision import CHILD_LEASE, CHILD_STREAM
+from actors.runtime.hsm import HANDLED, Outcome
 from messages.control import LeaseRevokeReason, ShutdownReason
 from messages.events import COUNTER_CHILD_FAILED, EVENT_CHILD_FAILED, ShutdownRequested
 
 if TYPE_CHECKING:
-    from actors.commands import ChildFailed
-    from actors.driver_model import DriverModel, StreamEntry
+    from actors.driver.commands import ChildFailed
+    from actors.driver.model import DriverModel, StreamEntry
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from actors.stream_ids import RangeAllocator
+from actors.driver.stream_ids import RangeAllocator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

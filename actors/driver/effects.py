@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from actors.commands import EndLease, EpochInfo, GrantLease
-    from actors.stream_machine import ProvisionCause
+    from actors.driver.commands import EndLease, EpochInfo, GrantLease
+    from actors.stream.machine import ProvisionCause
     from messages.control import Role
     from messages.events import DriverEvent
     from messages.sbe import SbeMessage

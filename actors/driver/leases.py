@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from actors.attach_policy import TEXT_INVALID_ROLE
-from actors.commands import PendingAttach
-from actors.hsm import HANDLED, Outcome
+from actors.driver.attach_policy import TEXT_INVALID_ROLE
+from actors.driver.commands import PendingAttach
+from actors.runtime.hsm import HANDLED, Outcome
 from messages.control import (
     LeaseRevokeReason,
     ResponseCode,
@@ -37,9 +37,9 @@ from messages.events import (
 )
 
 if TYPE_CHECKING:
-    from actors.commands import EpochProvisioned, EpochProvisionFailed
-    from actors.driver_model import DriverModel, StreamEntry
-    from actors.lease_table import LeaseRecord
+    from actors.driver.commands import EpochProvisioned, EpochProvisionFailed
+    from actors.driver.lease_table import LeaseRecord
+    from actors.driver.model import DriverModel, StreamEntry
 
 logger = logging.getLogger(__name__)
 

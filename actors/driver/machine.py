@@ -15,23 +15,23 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
-from actors.commands import (
+from actors.driver.attach import (
+    on_attach,
+    on_provision_failed,
+    on_stream_ready,
+    on_version_unsupported,
+)
+from actors.driver.children import on_child_failed
+from actors.driver.commands import (
     ChildFailed,
     EpochProvisioned,
     EpochProvisionFailed,
     ProvisionFailed,
     StreamReady,
 )
-from actors.consumer_streams import DECLINED, HelloRequest, HelloVerdict, classify
-from actors.driver_attach import (
-    on_attach,
-    on_provision_failed,
-    on_stream_ready,
-    on_version_unsupported,
-)
-from actors.driver_children import on_child_failed
-from actors.driver_effects import ArmShutdown, EnterStopped
-from actors.driver_leases import (
+from actors.driver.consumer_streams import DECLINED, HelloRequest, HelloVerdict, classify
+from actors.driver.effects import ArmShutdown, EnterStopped
+from actors.driver.leases import (
     on_detach,
     on_epoch_provision_failed,
     on_epoch_provisioned,
@@ -39,8 +39,8 @@ from actors.driver_leases import (
     on_keepalive,
     on_lease_check,
 )
-from actors.driver_model import NS_PER_MS, DriverModel
-from actors.hsm import HANDLED, Hsm, Machine, Outcome, State, Transition
+from actors.driver.model import NS_PER_MS, DriverModel
+from actors.runtime.hsm import HANDLED, Hsm, Machine, Outcome, State, Transition
 from messages.control import (
     Role,
     ShmAttachRequest,

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from actors.attach_policy import LAYOUT_VERSION, TEXT_PROVISION_PREFIX
-from actors.commands import (
+from actors.driver.attach_policy import LAYOUT_VERSION, TEXT_PROVISION_PREFIX
+from actors.driver.commands import (
     ConsumerAttach,
     EndLease,
     PendingAttach,
     ProducerAttach,
     ProducerLeaseLost,
 )
-from actors.consumer_streams import ConsumerStreams
-from actors.driver_effects import (
+from actors.driver.consumer_streams import ConsumerStreams
+from actors.driver.effects import (
     ArmLeaseCheck,
     Emit,
     EndLeaseActors,
@@ -31,13 +31,13 @@ from actors.driver_effects import (
     TellStream,
     WantIntake,
 )
-from actors.hsm import HsmModel
-from actors.ids import LeaseIdAllocator, NodeIdAllocator
-from actors.lease_machine import revoke_message
-from actors.lease_table import LeaseRecord, LeaseTable
-from actors.rate_limited_log import RateLimitedLog
-from actors.stream_ids import RangeAllocator
-from actors.supervision import RestartIntensity
+from actors.driver.ids import LeaseIdAllocator, NodeIdAllocator
+from actors.driver.lease_table import LeaseRecord, LeaseTable
+from actors.driver.stream_ids import RangeAllocator
+from actors.driver.supervision import RestartIntensity
+from actors.lease.machine import revoke_message
+from actors.runtime.hsm import HsmModel
+from actors.runtime.rate_limited_log import RateLimitedLog
 from messages.control import (
     LeaseRevokeReason,
     ResponseCode,
@@ -63,7 +63,7 @@ from messages.wire import ClockDomain, ShmPoolAnnounce
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
-    from actors.commands import EpochInfo, PendingAttach
+    from actors.driver.commands import EpochInfo, PendingAttach
     from messages.sbe import SbeMessage
     from tensorpool_config.model import DriverConfig, Profile
 
@@ -170,9 +170,11 @@ class DriverModel(HsmModel):
         self.draining = False
         # Per-request outcomes worth a log line (rejects, ignored requests) go through this:
         # a flood of bad requests must not become a flood of log lines.
-        self.log = RateLimitedLog(logging.getLogger("actors.driver"), clock=lambda: self.now_ns)
+        self.log = RateLimitedLog(
+            logging.getLogger("actors.driver.actor"), clock=lambda: self.now_ns
+        )
         # How far the gateway has read the control stream *and* the driver has handled what it
-        # read (actors/intake.py); None: no gateway, expiry follows the clock alone.
+        # read (actors/runtime/intake.py); None: no gateway, expiry follows the clock alone.
         self.intake_ns: int | None = None
         self.lease_check_armed_ns: int | None = None  # the lease-check timer's deadline
         self.stopped = False

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
-from actors.commands import ChildFailed
+from actors.driver.commands import ChildFailed
 
 if TYPE_CHECKING:
     import pykka

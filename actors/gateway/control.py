@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyaeron
 
 import messages
-from actors.dispatcher import HostedDispatcher
-from actors.gateway_counters import Counters
-from actors.gateway_outbox import PublicationQueue
-from actors.intake import IntakeHorizon
-from actors.rate_limited_log import RateLimitedLog
+from actors.gateway.counters import Counters
+from actors.gateway.outbox import PublicationQueue
+from actors.runtime.dispatcher import HostedDispatcher
+from actors.runtime.intake import IntakeHorizon
+from actors.runtime.rate_limited_log import RateLimitedLog
 from messages.events import (
     COUNTER_DECODE_ERRORS,
     COUNTER_HANDLER_ERRORS,
@@ -76,7 +76,7 @@ WARM_WINDOW_NS = 50_000_000
 DEFAULT_MAX_PARK_NS = 700_000
 DEFAULT_DRIVER_TIMEOUT_MS = 2_500
 # An announce (soft state) that could not be offered for this long is dropped: the next one
-# supersedes it. Control messages are never dropped (gateway_outbox.py).
+# supersedes it. Control messages are never dropped (outbox.py).
 DEFAULT_SOFT_DEADLINE_NS = 1_000_000_000
 # Requests the DriverActor may have waiting before the gateway stops reading the control
 # stream. The driver absorbs ~50,000 keepalives/s (bench/attach.py), so the mailbox adds at most
@@ -393,7 +393,7 @@ class ControlGateway:
 
         A poll that returns fewer fragments than it may has reached the end of the log, so
         everything published before it started has been told to the target: the intake
-        horizon moves to that start (``actors/intake.py``), and if the driver is waiting for
+        horizon moves to that start (``actors/runtime/intake.py``), and if the driver is waiting for
         it, ``IntakeCaughtUp`` follows what was told.
         """
         started_ns = time.monotonic_ns()

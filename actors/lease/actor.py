@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from actors.commands import EndLease, GrantLease
-from actors.dispatcher import PooledActor
-from actors.hsm import Hsm
-from actors.lease_machine import LEASE_MACHINE, LeaseModel
-from actors.supervision import CHILD_LEASE, report_failure
+from actors.driver.commands import EndLease, GrantLease
+from actors.driver.supervision import CHILD_LEASE, report_failure
+from actors.lease.machine import LEASE_MACHINE, LeaseModel
+from actors.runtime.dispatcher import PooledActor
+from actors.runtime.hsm import Hsm
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 class LeaseActor(PooledActor):
-    """Hosts one lease's HSM; supervised by the DriverActor (``actors/supervision.py``).
+    """Hosts one lease's HSM; supervised by the DriverActor (``actors/driver/supervision.py``).
 
     Not in pykka's ``ActorRegistry`` (``registered = False``): with 30,000 leases ending,
     its O(n) removal alone cost seconds of CPU; the DriverActor holds every lease's ref.

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from actors.commands import EndLease, GrantLease
-from actors.hsm import HANDLED, HsmModel, Machine, Outcome, State, Transition
+from actors.driver.commands import EndLease, GrantLease
+from actors.runtime.hsm import HANDLED, HsmModel, Machine, Outcome, State, Transition
 from messages.control import LeaseRevokeReason, Role, ShmLeaseRevoked
 
 if TYPE_CHECKING:

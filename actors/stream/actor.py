@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors.commands import (
+from actors.driver.commands import (
     CleanupEpoch,
     ConsumerAttach,
     EpochInfo,
@@ -25,8 +25,9 @@ from actors.commands import (
     ProducerLeaseLost,
     Reprovision,
 )
-from actors.hsm import Hsm
-from actors.stream_machine import (
+from actors.driver.supervision import CHILD_STREAM, report_failure
+from actors.runtime.hsm import Hsm
+from actors.stream.machine import (
     STREAM_MACHINE,
     Provision,
     Provisioned,
@@ -35,7 +36,6 @@ from actors.stream_machine import (
     Restored,
     StreamModel,
 )
-from actors.supervision import CHILD_STREAM, report_failure
 from messages.control import PayloadPool
 from shm.errors import ShmError
 from shm.gc import collect_epochs
@@ -77,7 +77,7 @@ def epoch_info(profile: Profile, provisioned: ProvisionedEpoch, hugepages: bool)
 
 
 class StreamActor(pykka.ThreadingActor):
-    """Hosts one stream's HSM; supervised by the DriverActor (``actors/supervision.py``)."""
+    """Hosts one stream's HSM; supervised by the DriverActor (``actors/driver/supervision.py``)."""
 
     use_daemon_thread = True
 

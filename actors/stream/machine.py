@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from actors.commands import (
+from actors.driver.commands import (
     ConsumerAttach,
     EpochInfo,
     EpochProvisioned,
@@ -27,7 +27,7 @@ from actors.commands import (
     Reprovision,
     StreamReady,
 )
-from actors.hsm import HANDLED, HsmModel, Machine, Outcome, State, Transition
+from actors.runtime.hsm import HANDLED, HsmModel, Machine, Outcome, State, Transition
 from messages.control import Role
 
 type ProvisionCause = ProducerAttach | ConsumerAttach | ProducerLeaseLost | Reprovision

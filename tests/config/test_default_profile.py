@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from actors.attach_policy import AttachContext, Reject, decide_attach
-from actors.ids import NodeIdAllocator
-from actors.stream_ids import RangeAllocator
+from actors.driver.attach_policy import AttachContext, Reject, decide_attach
+from actors.driver.ids import NodeIdAllocator
+from actors.driver.stream_ids import RangeAllocator
 from messages.control import PublishMode, ResponseCode, Role, ShmAttachRequest
 from tensorpool_config import ConfigError
 

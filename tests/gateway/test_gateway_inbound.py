@@ -36,7 +36,7 @@ from messages.events import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors.gateway import ControlGateway
+    from actors.gateway.control import ControlGateway
     from tests.gateway.conftest import Peer, Recording
 
 ATTACH = ShmAttachRequest(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors.attach_policy import (
+from actors.driver.attach_policy import (
     AttachContext,
     AttachPlan,
     Reject,
@@ -15,8 +15,8 @@ from actors.attach_policy import (
     decide_attach,
     decide_hugepages,
 )
-from actors.ids import NodeIdAllocator
-from actors.stream_ids import RangeAllocator
+from actors.driver.ids import NodeIdAllocator
+from actors.driver.stream_ids import RangeAllocator
 from actors.testing import small_config
 from messages.control import HugepagesPolicy, ResponseCode, Role
 from tensorpool_config.model import DriverConfig, IdRange

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors.commands import (
+from actors.driver.commands import (
     ChildFailed,
     ConsumerAttach,
     EndLease,
@@ -20,7 +20,7 @@ from actors.commands import (
     ProvisionFailed,
     StreamReady,
 )
-from actors.driver_effects import (
+from actors.driver.effects import (
     ArmLeaseCheck,
     ArmShutdown,
     Emit,
@@ -33,10 +33,10 @@ from actors.driver_effects import (
     TellStream,
     WantIntake,
 )
-from actors.driver_leases import INTAKE_RECHECK_NS, MAX_EXPIRY_DEFERRAL_NS
-from actors.driver_machine import DriverStarted, new_driver_hsm
-from actors.driver_model import DriverModel
-from actors.supervision import CHILD_STREAM
+from actors.driver.leases import INTAKE_RECHECK_NS, MAX_EXPIRY_DEFERRAL_NS
+from actors.driver.machine import DriverStarted, new_driver_hsm
+from actors.driver.model import DriverModel
+from actors.driver.supervision import CHILD_STREAM
 from actors.testing import small_config
 from messages.control import (
     LeaseRevokeReason,
@@ -63,7 +63,7 @@ from tests.unit.helpers import INFO, TTL, attach_request, new_driver, sends
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from actors.hsm import Hsm
+    from actors.runtime.hsm import Hsm
 
 
 
@@ -239,7 +239,7 @@ def test_a_flood_of_bad_requests_logs_a_line_per_kind_and_second(
     wrong = ShmDriverShutdownRequest(
         correlation_id=1, reason=ShutdownReason.ADMIN, token="guess", error_message=""
     )
-    with caplog.at_level(logging.INFO, logger="actors.driver"):
+    with caplog.at_level(logging.INFO, logger="actors.driver.actor"):
         for _ in range(1000):
             driver.dispatch(wrong)
             driver.dispatch(keepalive(12345))

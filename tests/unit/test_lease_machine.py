@@ -2,9 +2,9 @@
 
 import pytest
 
-from actors.commands import EndLease, GrantLease
-from actors.hsm import Hsm
-from actors.lease_machine import LEASE_MACHINE, LeaseModel, revoke_message
+from actors.driver.commands import EndLease, GrantLease
+from actors.lease.machine import LEASE_MACHINE, LeaseModel, revoke_message
+from actors.runtime.hsm import Hsm
 from messages.control import LeaseRevokeReason, Role, ShmLeaseRevoked
 
 

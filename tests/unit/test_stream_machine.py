@@ -1,6 +1,6 @@
 """Every transition of the Stream HSM (A-6: one bump per producer attach)."""
 
-from actors.commands import (
+from actors.driver.commands import (
     ConsumerAttach,
     EpochInfo,
     EpochProvisioned,
@@ -12,8 +12,8 @@ from actors.commands import (
     Reprovision,
     StreamReady,
 )
-from actors.hsm import Hsm
-from actors.stream_machine import (
+from actors.runtime.hsm import Hsm
+from actors.stream.machine import (
     STREAM_MACHINE,
     Provision,
     Provisioned,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from actors.supervision import RestartIntensity
+from actors.driver.supervision import RestartIntensity
 
 
 def test_escalates_at_max_failures_inside_the_window() -> None:
