@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors.driver.commands import ChildFailed, CleanupEpoch, UseTimer
+from actors.driver.commands import ChildFailed, ChildKind, CleanupEpoch, StopChildren, UseTimer
 from actors.driver.effects import (
     ArmLeaseCheck,
     ArmShutdown,
@@ -32,7 +32,7 @@ from actors.driver.effects import (
 )
 from actors.driver.machine import DriverStarted, new_driver_hsm
 from actors.driver.model import DriverModel
-from actors.driver.supervision import CHILD_LEASE, RestartIntensity
+from actors.driver.supervision import RestartIntensity, SupervisorLink
 from actors.lease.actor import LeaseActor
 from actors.runtime.dispatcher import PooledActor
 from actors.runtime.timer import DeadlineTimer
@@ -86,8 +86,12 @@ class DriverActor(PooledActor):
         stopped: threading.Event | None = None,
         lease_id_seed: int | None = None,
         intensity: RestartIntensity | None = None,
+        link: SupervisorLink | None = None,
     ) -> None:
         super().__init__()
+        # The children's way back here; closed before this actor stops (supervision.py).
+        self.link = link or SupervisorLink()
+        self.link.bind(self.actor_ref)
         self._config = config
         self._outbox = outbox
         self._clock = clock
@@ -123,16 +127,22 @@ class DriverActor(PooledActor):
         self._perform(self._hsm.dispatch(DriverStarted()))
 
     def on_stop(self) -> None:
+        self._stop_children()  # a no-op after StopChildren (DriverSystem.stop)
+
+    def _stop_children(self) -> None:
+        """Close the link (a child's later reply is dropped, never told to a stopped actor),
+        then stop every child and wait: each finishes the message in hand first."""
+        self.link.close()
         if self._lease_check is not None:
             self._lease_check.cancel()
         futures = [ref.stop(block=False) for ref in self._leases.values()]
         futures += [ref.stop(block=False) for ref in self._streams.values()]
+        self._leases.clear()
+        self._streams.clear()
         try:
             pykka.get_all(futures, timeout=_STOP_TIMEOUT_S)
         except pykka.Timeout:
             logger.warning("driver stop: some children did not stop in %s s", _STOP_TIMEOUT_S)
-        self._leases.clear()
-        self._streams.clear()
 
     def on_receive(self, message: Any) -> Any:
         try:
@@ -157,6 +167,9 @@ class DriverActor(PooledActor):
         if isinstance(message, UseTimer):
             self._timer = message.timer
             return None
+        if isinstance(message, StopChildren):
+            self._stop_children()
+            return None
         if isinstance(message, ChildFailed) and not self._current_child(message):
             self._model.count(COUNTER_STALE_CHILD)
             return None
@@ -175,11 +188,11 @@ class DriverActor(PooledActor):
             self._model.observe_intake(read_ns)
 
     def _current_child(self, failed: ChildFailed) -> bool:
-        children = self._leases if failed.kind == CHILD_LEASE else self._streams
+        children = self._leases if failed.kind == ChildKind.LEASE else self._streams
         ref = children.get(failed.key)
         if ref is None or ref.actor_urn != failed.urn:
             return False
-        if failed.kind == CHILD_LEASE:
+        if failed.kind == ChildKind.LEASE:
             del children[failed.key]
         return True
 
@@ -223,7 +236,7 @@ class DriverActor(PooledActor):
                     ref.stop(block=False)
             case StartLease():
                 ref = self._lease_class.start(
-                    driver=self.actor_ref,
+                    supervisor=self.link,
                     lease_id=effect.lease_id,
                     stream_id=effect.stream_id,
                     client_id=effect.client_id,
@@ -256,7 +269,7 @@ class DriverActor(PooledActor):
         self, stream_id: int, profile: Any, info: Any, *, gc_on_start: bool = False
     ) -> None:
         self._streams[stream_id] = StreamActor.start(
-            driver=self.actor_ref,
+            supervisor=self.link,
             config=self._config,
             stream_id=stream_id,
             profile=profile,
@@ -267,6 +280,9 @@ class DriverActor(PooledActor):
         )
 
     def _enter_stopped(self, *, cleanup_shm: bool) -> None:
+        # ShmDriverShutdown is out: nothing a child provisions from here on is announced.
+        # Replies already in the mailbox reach the Stopped state, which discards their epochs.
+        self.link.close()
         if cleanup_shm:
             futures = [ref.ask(CleanupEpoch(), block=False) for ref in self._streams.values()]
             try:

@@ -6,9 +6,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from actors.driver.attach import fail_pending
-from actors.driver.commands import Reprovision
+from actors.driver.commands import ChildKind, Reprovision
 from actors.driver.effects import SpawnStream, TellStream
-from actors.driver.supervision import CHILD_LEASE, CHILD_STREAM
 from actors.runtime.hsm import HANDLED, Outcome
 from messages.control import LeaseRevokeReason, ShutdownReason
 from messages.events import COUNTER_CHILD_FAILED, EVENT_CHILD_FAILED, ShutdownRequested
@@ -25,9 +24,9 @@ def on_child_failed(m: DriverModel, ev: ChildFailed) -> Outcome:
     m.count(COUNTER_CHILD_FAILED)
     m.count(f"{COUNTER_CHILD_FAILED}.{ev.kind}")
     m.event(EVENT_CHILD_FAILED, kind=ev.kind, key=ev.key, detail=ev.detail)
-    if ev.kind == CHILD_LEASE:
+    if ev.kind == ChildKind.LEASE:
         _lease_failed(m, ev.key)
-    elif ev.kind == CHILD_STREAM:
+    elif ev.kind == ChildKind.STREAM:
         _stream_failed(m, ev.key, ev.detail)
     if m.intensity.record(m.now_ns) and not m.draining and not m.stopped:
         window_s = m.intensity.window_ns / 1e9

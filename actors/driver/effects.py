@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from actors.driver.commands import EndLease, EpochInfo, GrantLease
+    from actors.driver.commands import DiscardEpoch, EndLease, EpochInfo, GrantLease
     from actors.stream.machine import ProvisionCause
     from messages.control import Role
     from messages.events import DriverEvent
@@ -38,7 +38,7 @@ class Emit:
 @dataclass(frozen=True, slots=True)
 class TellStream:
     stream_id: int
-    command: ProvisionCause
+    command: ProvisionCause | DiscardEpoch
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -24,13 +24,14 @@ from actors.driver.attach import (
 from actors.driver.children import on_child_failed
 from actors.driver.commands import (
     ChildFailed,
+    DiscardEpoch,
     EpochProvisioned,
     EpochProvisionFailed,
     ProvisionFailed,
     StreamReady,
 )
 from actors.driver.consumer_streams import DECLINED, HelloRequest, HelloVerdict, classify
-from actors.driver.effects import ArmShutdown, EnterStopped
+from actors.driver.effects import ArmShutdown, EnterStopped, TellStream
 from actors.driver.leases import (
     on_detach,
     on_epoch_provision_failed,
@@ -182,6 +183,13 @@ def _enter_stopped(m: DriverModel) -> None:
     m.emit(EnterStopped(cleanup_shm=m.config.policies.cleanup_shm_on_exit))
 
 
+def _discard_unannounced(m: DriverModel, ev: StreamReady | EpochProvisioned) -> Outcome:
+    """A reply sent before the driver stopped: its new epoch will never be announced."""
+    if isinstance(ev, EpochProvisioned) or ev.bumped:
+        m.emit(TellStream(ev.stream_id, DiscardEpoch(ev.info.epoch)))
+    return HANDLED
+
+
 DRIVER_MACHINE: Final = Machine[DriverModel](
     "Driver",
     states={
@@ -213,6 +221,8 @@ DRIVER_MACHINE: Final = Machine[DriverModel](
         ("Draining", ShmDriverShutdownRequest): _ignore,
         ("Draining", ShutdownRequested): _draining_shutdown_requested,
         ("Draining", ShutdownTimerFired): _on_shutdown_timer,
+        ("Stopped", StreamReady): _discard_unannounced,
+        ("Stopped", EpochProvisioned): _discard_unannounced,
         ("Stopped", object): _ignore,
     },
 )

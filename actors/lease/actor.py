@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from actors.driver.commands import EndLease, GrantLease
-from actors.driver.supervision import CHILD_LEASE, report_failure
+from actors.driver.commands import ChildKind, EndLease, GrantLease
+from actors.driver.supervision import report_failure
 from actors.lease.machine import LEASE_MACHINE, LeaseModel
 from actors.runtime.dispatcher import PooledActor
 from actors.runtime.hsm import Hsm
@@ -21,8 +21,7 @@ from actors.runtime.hsm import Hsm
 if TYPE_CHECKING:
     from types import TracebackType
 
-    import pykka
-
+    from actors.driver.supervision import SupervisorLink
     from messages.control import Role
 
 logger = logging.getLogger(__name__)
@@ -40,14 +39,14 @@ class LeaseActor(PooledActor):
     def __init__(
         self,
         *,
-        driver: pykka.ActorRef[Any],
+        supervisor: SupervisorLink,
         lease_id: int,
         stream_id: int,
         client_id: int,
         role: Role,
     ) -> None:
         super().__init__()
-        self._driver = driver
+        self._supervisor = supervisor
         self._hsm = Hsm(
             LEASE_MACHINE,
             LeaseModel(lease_id=lease_id, stream_id=stream_id, client_id=client_id, role=role),
@@ -71,5 +70,9 @@ class LeaseActor(PooledActor):
         _traceback: TracebackType | None,
     ) -> None:
         report_failure(
-            self._driver, CHILD_LEASE, self._hsm.model.lease_id, self.actor_urn, exception_value
+            self._supervisor,
+            ChildKind.LEASE,
+            self._hsm.model.lease_id,
+            self.actor_urn,
+            exception_value,
         )

@@ -13,19 +13,23 @@ import logging
 import os
 import shutil
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 import pykka
 
 from actors.driver.commands import (
+    ChildKind,
     CleanupEpoch,
     ConsumerAttach,
+    DiscardEpoch,
     EpochInfo,
+    EpochProvisioned,
     ProducerAttach,
     ProducerLeaseLost,
     Reprovision,
+    StreamReady,
 )
-from actors.driver.supervision import CHILD_STREAM, report_failure
+from actors.driver.supervision import report_failure
 from actors.runtime.hsm import Hsm
 from actors.stream.machine import (
     STREAM_MACHINE,
@@ -35,6 +39,8 @@ from actors.stream.machine import (
     Reply,
     Restored,
     StreamModel,
+    StreamReply,
+    stream_effect,
 )
 from messages.control import PayloadPool
 from shm.errors import ShmError
@@ -47,6 +53,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import TracebackType
 
+    from actors.driver.supervision import SupervisorLink
     from tensorpool_config.model import DriverConfig, Profile
 
 type Provisioner = Callable[[ProvisionRequest], ProvisionedEpoch]
@@ -84,7 +91,7 @@ class StreamActor(pykka.ThreadingActor):
     def __init__(
         self,
         *,
-        driver: pykka.ActorRef[Any],
+        supervisor: SupervisorLink,
         config: DriverConfig,
         stream_id: int,
         profile: Profile,
@@ -94,7 +101,7 @@ class StreamActor(pykka.ThreadingActor):
         gc_on_start: bool = False,
     ) -> None:
         super().__init__()
-        self._driver = driver
+        self._supervisor = supervisor
         self._config = config
         self._hugepages = hugepages
         self._provisioner = provisioner
@@ -115,21 +122,43 @@ class StreamActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CleanupEpoch):
             return self._cleanup()
+        if isinstance(message, DiscardEpoch):
+            self._discard(message.epoch)
+            return None
         if not isinstance(message, _COMMANDS):
             raise TypeError(f"StreamActor cannot handle {message!r}")
         self._run(self._hsm.dispatch(message))
         return None
 
-    @property
-    def state(self) -> str:
-        return ".".join(self._hsm.path)
-
     def _run(self, effects: list[object]) -> None:
-        for effect in effects:
-            if isinstance(effect, Provision):
-                self._run(self._hsm.dispatch(self._provision(effect)))
-            elif isinstance(effect, Reply):
-                self._driver.tell(effect.message)
+        for effect in map(stream_effect, effects):
+            match effect:
+                case Provision():
+                    self._run(self._hsm.dispatch(self._provision(effect)))
+                case Reply(message):
+                    self._reply(message)
+                case _:
+                    assert_never(effect)
+
+    def _reply(self, reply: StreamReply) -> None:
+        if not self._supervisor.tell(reply):
+            self._dropped(reply)
+
+    def _dropped(self, reply: StreamReply) -> None:
+        """The driver stopped before this reply: an epoch provisioned for it is never
+        announced, so it goes (a client may only learn of an epoch from the driver)."""
+        if isinstance(reply, EpochProvisioned) or (isinstance(reply, StreamReady) and reply.bumped):
+            self._discard(reply.info.epoch)
+
+    def _discard(self, epoch: int) -> None:
+        if epoch != self._hsm.model.epoch or self._current is None:
+            return  # not the epoch this actor holds (already replaced, or restored)
+        logger.debug(
+            "stream %d: driver stopped; epoch %d removed unannounced",
+            self._hsm.model.stream_id,
+            epoch,
+        )
+        self._cleanup()
 
     def _provision(self, effect: Provision) -> Provisioned | ProvisioningFailed:
         model = self._hsm.model
@@ -218,7 +247,11 @@ class StreamActor(pykka.ThreadingActor):
         _traceback: TracebackType | None,
     ) -> None:
         report_failure(
-            self._driver, CHILD_STREAM, self._hsm.model.stream_id, self.actor_urn, exception_value
+            self._supervisor,
+            ChildKind.STREAM,
+            self._hsm.model.stream_id,
+            self.actor_urn,
+            exception_value,
         )
 
 

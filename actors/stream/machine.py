@@ -53,6 +53,16 @@ class Reply:
     message: StreamReply
 
 
+type StreamEffect = Provision | Reply
+
+
+def stream_effect(effect: object) -> StreamEffect:
+    """An effect of this machine, typed; anything else is a bug, never silently dropped."""
+    if isinstance(effect, Provision | Reply):
+        return effect
+    raise TypeError(f"unknown Stream HSM effect {effect!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Provisioned:
     """Event (from the actor): provisioning for ``cause`` produced ``info``."""

@@ -10,7 +10,9 @@ import pytest
 
 from actors.driver.commands import (
     ChildFailed,
+    ChildKind,
     ConsumerAttach,
+    DiscardEpoch,
     EndLease,
     EpochInfo,
     EpochProvisioned,
@@ -36,7 +38,6 @@ from actors.driver.effects import (
 from actors.driver.leases import INTAKE_RECHECK_NS, MAX_EXPIRY_DEFERRAL_NS
 from actors.driver.machine import DriverStarted, new_driver_hsm
 from actors.driver.model import DriverModel
-from actors.driver.supervision import CHILD_STREAM
 from actors.testing import small_config
 from messages.control import (
     LeaseRevokeReason,
@@ -55,6 +56,7 @@ from messages.events import (
     COUNTER_EXPIRY_DEFERRED,
     IntakeCaughtUp,
     LeaseCheckTimerFired,
+    ShutdownRequested,
     ShutdownTimerFired,
 )
 from messages.wire import Bool, ConsumerConfig, ConsumerHello, Mode, ShmPoolAnnounce
@@ -514,7 +516,7 @@ def test_reply_of_a_failed_stream_actor_is_ignored(driver: Hsm[DriverModel]) -> 
     assert isinstance(tell, TellStream)
     pending = tell.command.attach  # type: ignore[union-attr]
     effects = driver.dispatch(
-        ChildFailed(kind=CHILD_STREAM, key=10000, urn="urn:old", detail="RuntimeError()")
+        ChildFailed(kind=ChildKind.STREAM, key=10000, urn="urn:old", detail="RuntimeError()")
     )
     (failed,) = sends(effects)
     assert (failed.correlation_id, failed.code) == (5, ResponseCode.INTERNAL_ERROR)
@@ -532,3 +534,20 @@ def test_draining_without_provisioned_streams_announces_nothing(driver: Hsm[Driv
     )
     assert sends(effects) == []
     assert driver.path == ("Driver", "Running", "Draining")
+
+
+def test_a_stopped_driver_has_the_epochs_it_will_never_announce_removed(
+    driver: Hsm[DriverModel],
+) -> None:
+    tell = driver.dispatch(attach_request(correlation_id=5))[0]
+    assert isinstance(tell, TellStream)
+    assert isinstance(tell.command, ProducerAttach)
+    driver.dispatch(ShutdownRequested(ShutdownReason.NORMAL, "", skip_drain=True))
+    assert driver.state == "Stopped"
+    pending = tell.command.attach
+    ready = StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=True)
+    assert driver.dispatch(ready) == [TellStream(10000, DiscardEpoch(INFO.epoch))]
+    not_new = StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=False)
+    assert driver.dispatch(not_new) == []
+    bumped = EpochProvisioned(stream_id=10000, info=INFO)
+    assert driver.dispatch(bumped) == [TellStream(10000, DiscardEpoch(INFO.epoch))]
