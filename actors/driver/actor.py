@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 import pykka
 
@@ -29,6 +29,7 @@ from actors.driver.effects import (
     StartLease,
     TellStream,
     WantIntake,
+    driver_effect,
 )
 from actors.driver.machine import DriverStarted, new_driver_hsm
 from actors.driver.model import DriverModel
@@ -207,6 +208,7 @@ class DriverActor(PooledActor):
                 self._model.count(COUNTER_DRIVER_ERRORS)
 
     def _perform_one(self, effect: object) -> None:  # noqa: C901, PLR0912 - one case per effect
+        effect = driver_effect(effect)
         match effect:
             case Send(message):
                 self._outbox.send(message)
@@ -253,7 +255,7 @@ class DriverActor(PooledActor):
             case EnterStopped(cleanup_shm):
                 self._enter_stopped(cleanup_shm=cleanup_shm)
             case _:
-                raise TypeError(f"unknown driver effect {effect!r}")
+                assert_never(effect)
 
     def _tell(self, ref: pykka.ActorRef[Any] | None, command: object) -> None:
         if ref is None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from actors.driver.attach_policy import (
     LAYOUT_VERSION,
+    TEXT_DRAINING,
     TEXT_NODE_ID_ALLOCATION,
     TEXT_PROVISION_PREFIX,
     TEXT_UNSUPPORTED_VERSION,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 def attach_context(m: DriverModel) -> AttachContext:
     return AttachContext(
         config=m.config,
-        draining=m.draining,
         clients_in_use=m.clients_in_use,
         streams=m.streams,
         dynamic_ids=m.dynamic_ids,
@@ -55,17 +55,16 @@ def attach_context(m: DriverModel) -> AttachContext:
 
 
 def on_attach(m: DriverModel, req: ShmAttachRequest) -> Outcome:
-    if not m.draining:
-        blocking = _pending_in_the_way(m, req)
-        if blocking is not None:
-            # An attach still being provisioned holds this client id, the node id asked for
-            # or the stream's producer slot. A single-threaded driver would have granted it
-            # before reading this request, so this one (often the same request retried) is
-            # answered after that OK, never before it.
-            m.hold_for(blocking, req)
-            return HANDLED
+    blocking = _pending_in_the_way(m, req)
+    if blocking is not None:
+        # An attach still being provisioned holds this client id, the node id asked for
+        # or the stream's producer slot. A single-threaded driver would have granted it
+        # before reading this request, so this one (often the same request retried) is
+        # answered after that OK, never before it.
+        m.hold_for(blocking, req)
+        return HANDLED
     entry = m.streams.get(req.stream_id)
-    if not m.draining and entry is not None and entry.settling:
+    if entry is not None and entry.settling:
         # The previous producer's epoch bump is in flight: answer once it is done, as a
         # single-threaded driver would have (its bump happens before this request). That holds
         # for consumers too: answered now, they would get the epoch about to be retired.
@@ -227,7 +226,7 @@ def _grant(m: DriverModel, entry: StreamEntry, attach: PendingAttach, info: Epoc
             stream_id=attach.stream_id,
             client_id=attach.client_id,
             role=attach.role,
-            grant=GrantLease(now_ns=m.now_ns, expiry_ns=expiry_ns),
+            grant=GrantLease(now_ns=m.now_ns),
         )
     )
 
@@ -254,6 +253,12 @@ def fail_pending(m: DriverModel, attach: PendingAttach, detail: str) -> None:
 def on_provision_failed(m: DriverModel, ev: ProvisionFailed) -> Outcome:
     if ev.attach.lease_id in m.pending:
         fail_pending(m, ev.attach, ev.detail)
+    return HANDLED
+
+
+def on_attach_draining(m: DriverModel, req: ShmAttachRequest) -> Outcome:
+    """Check 0 of §3: a draining driver refuses every attach, before any other check."""
+    m.reject_attach(req.correlation_id, ResponseCode.REJECTED, TEXT_DRAINING)
     return HANDLED
 
 

@@ -6,11 +6,11 @@ import logging
 from typing import TYPE_CHECKING
 
 from actors.driver.attach import fail_pending
-from actors.driver.commands import ChildKind, Reprovision
+from actors.driver.commands import ChildKind, IntensityExceeded, Reprovision
 from actors.driver.effects import SpawnStream, TellStream
 from actors.runtime.hsm import HANDLED, Outcome
-from messages.control import LeaseRevokeReason, ShutdownReason
-from messages.events import COUNTER_CHILD_FAILED, EVENT_CHILD_FAILED, ShutdownRequested
+from messages.control import LeaseRevokeReason
+from messages.events import COUNTER_CHILD_FAILED, EVENT_CHILD_FAILED
 
 if TYPE_CHECKING:
     from actors.driver.commands import ChildFailed
@@ -28,14 +28,12 @@ def on_child_failed(m: DriverModel, ev: ChildFailed) -> Outcome:
         _lease_failed(m, ev.key)
     elif ev.kind == ChildKind.STREAM:
         _stream_failed(m, ev.key, ev.detail)
-    if m.intensity.record(m.now_ns) and not m.draining and not m.stopped:
+    if m.intensity.record(m.now_ns):  # Running shuts down; Draining ignores it
         window_s = m.intensity.window_ns / 1e9
         m.post(
-            ShutdownRequested(
-                ShutdownReason.ERROR,
+            IntensityExceeded(
                 f"{len(m.intensity)} child failures in {window_s:g} s; last: {ev.kind} "
-                f"{ev.key}: {ev.detail}",
-                skip_drain=True,
+                f"{ev.key}: {ev.detail}"
             )
         )
     return HANDLED

@@ -129,10 +129,9 @@ class EpochProvisionFailed:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GrantLease:
-    """The attach succeeded: UNATTACHED -> ACTIVE."""
+    """The attach succeeded: UNATTACHED -> ACTIVE (the deadline is the driver's lease table's)."""
 
     now_ns: int
-    expiry_ns: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +161,13 @@ class ChildFailed:
     key: int
     urn: str
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class IntensityExceeded:
+    """Too many child failures in the window (``supervision.py``): shut down, ERROR."""
+
+    message: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from actors.driver.commands import DiscardEpoch, EndLease, EpochInfo, GrantLease
@@ -102,3 +102,40 @@ class EnterStopped:
     """ShmDriverShutdown is out: clean up (optionally), then signal that the driver stopped."""
 
     cleanup_shm: bool
+
+
+type DriverEffect = (
+    Send
+    | SendAll
+    | Emit
+    | TellStream
+    | SpawnStream
+    | ForgetStream
+    | StartLease
+    | EndLeaseActors
+    | ArmLeaseCheck
+    | WantIntake
+    | ArmShutdown
+    | EnterStopped
+)
+_DRIVER_EFFECTS: Final = (
+    Send,
+    SendAll,
+    Emit,
+    TellStream,
+    SpawnStream,
+    ForgetStream,
+    StartLease,
+    EndLeaseActors,
+    ArmLeaseCheck,
+    WantIntake,
+    ArmShutdown,
+    EnterStopped,
+)
+
+
+def driver_effect(effect: object) -> DriverEffect:
+    """An effect of the Driver HSM, typed; anything else is a bug, never silently dropped."""
+    if isinstance(effect, _DRIVER_EFFECTS):
+        return effect
+    raise TypeError(f"unknown driver effect {effect!r}")

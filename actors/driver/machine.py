@@ -1,8 +1,9 @@
 """The Driver HSM: ``Init -> Running{Serving, Draining} -> Stopped``.
 
 ``Running`` serves every request; ``Draining`` (a child of Running) differs only in that
-attaches are refused (the draining flag is the first attach check) and a second shutdown
-request is ignored; keepalives, detaches, expiry and hellos keep working (A-35). Entering
+attaches are refused (its own attach row: check 0 of §3), a second shutdown request is
+ignored and so is the restart-intensity escalation; keepalives, detaches, expiry and
+hellos keep working (A-35). Entering
 Draining announces every provisioned stream once and arms the shutdown timer; the timer
 publishes ``ShmDriverShutdown`` and enters Stopped, where everything is ignored
 (driver-behaviour.md §10). No per-lease revokes are sent at shutdown.
@@ -17,6 +18,7 @@ from typing import Final
 
 from actors.driver.attach import (
     on_attach,
+    on_attach_draining,
     on_provision_failed,
     on_stream_ready,
     on_version_unsupported,
@@ -27,6 +29,7 @@ from actors.driver.commands import (
     DiscardEpoch,
     EpochProvisioned,
     EpochProvisionFailed,
+    IntensityExceeded,
     ProvisionFailed,
     StreamReady,
 )
@@ -49,6 +52,7 @@ from messages.control import (
     ShmDriverShutdown,
     ShmDriverShutdownRequest,
     ShmLeaseKeepalive,
+    ShutdownReason,
 )
 from messages.events import (
     COUNTER_HELLO_ANSWERED,
@@ -145,6 +149,13 @@ def _on_shutdown_requested(m: DriverModel, ev: ShutdownRequested) -> Outcome:
     return Transition("Draining")
 
 
+def _on_intensity_exceeded(m: DriverModel, ev: IntensityExceeded) -> Outcome:
+    """Supervision escalates (``supervision.py``): a clean shutdown, ERROR, no drain."""
+    return _on_shutdown_requested(
+        m, ShutdownRequested(ShutdownReason.ERROR, ev.message, skip_drain=True)
+    )
+
+
 def _ignore(_m: DriverModel, _ev: object) -> Outcome:
     return HANDLED
 
@@ -157,7 +168,6 @@ def _draining_shutdown_requested(m: DriverModel, ev: ShutdownRequested) -> Outco
 
 
 def _enter_draining(m: DriverModel) -> None:
-    m.draining = True
     m.event(EVENT_DRAINING, reason=m.shutdown_reason.name, error_message=m.shutdown_message)
     for entry in m.announceable_streams():
         m.announce(entry, report=False)
@@ -173,7 +183,6 @@ def _on_shutdown_timer(m: DriverModel, ev: ShutdownTimerFired) -> Outcome:
 
 
 def _enter_stopped(m: DriverModel) -> None:
-    m.stopped = True
     m.send(
         ShmDriverShutdown(
             timestamp_ns=m.now_ns, reason=m.shutdown_reason, error_message=m.shutdown_message
@@ -217,8 +226,11 @@ DRIVER_MACHINE: Final = Machine[DriverModel](
         ("Running", ConsumerHello): on_hello,
         ("Running", ShmDriverShutdownRequest): _on_shutdown_request,
         ("Running", ShutdownRequested): _on_shutdown_requested,
+        ("Running", IntensityExceeded): _on_intensity_exceeded,
         ("Running", ShutdownTimerFired): _ignore,
+        ("Draining", ShmAttachRequest): on_attach_draining,
         ("Draining", ShmDriverShutdownRequest): _ignore,
+        ("Draining", IntensityExceeded): _ignore,
         ("Draining", ShutdownRequested): _draining_shutdown_requested,
         ("Draining", ShutdownTimerFired): _on_shutdown_timer,
         ("Stopped", StreamReady): _discard_unannounced,

@@ -167,7 +167,6 @@ class DriverModel(HsmModel):
         self.held: dict[int, list[object]] = {}
         self.counters: Counter[str] = Counter()
         self.intensity = intensity or RestartIntensity()
-        self.draining = False
         # Per-request outcomes worth a log line (rejects, ignored requests) go through this:
         # a flood of bad requests must not become a flood of log lines.
         self.log = RateLimitedLog(
@@ -177,7 +176,6 @@ class DriverModel(HsmModel):
         # read (actors/runtime/intake.py); None: no gateway, expiry follows the clock alone.
         self.intake_ns: int | None = None
         self.lease_check_armed_ns: int | None = None  # the lease-check timer's deadline
-        self.stopped = False
         self.skip_drain = False
         self.shutdown_reason = ShutdownReason.NORMAL
         self.shutdown_message = ""

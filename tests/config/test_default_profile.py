@@ -75,7 +75,6 @@ def test_a_dynamic_attach_is_then_answered_profile_not_found(load: Load) -> None
     cfg = load(DYNAMIC)
     ctx = AttachContext(
         config=cfg,
-        draining=False,
         clients_in_use=frozenset(),
         streams={},
         dynamic_ids=RangeAllocator(cfg.driver.stream_id_range, lambda _: False),

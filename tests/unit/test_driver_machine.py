@@ -551,3 +551,17 @@ def test_a_stopped_driver_has_the_epochs_it_will_never_announce_removed(
     assert driver.dispatch(not_new) == []
     bumped = EpochProvisioned(stream_id=10000, info=INFO)
     assert driver.dispatch(bumped) == [TellStream(10000, DiscardEpoch(INFO.epoch))]
+
+
+def test_draining_refuses_every_attach_by_its_own_row_before_any_other_check(
+    driver: Hsm[DriverModel],
+) -> None:
+    driver.dispatch(ShutdownRequested(ShutdownReason.NORMAL, "", skip_drain=False))
+    assert driver.path == ("Driver", "Running", "Draining")
+    for fields in ({}, {"role": 9}, {"client_id": 0}, {"stream_id": 424242}):
+        (response,) = sends(driver.dispatch(attach_request(correlation_id=3, **fields)))
+        assert isinstance(response, ShmAttachResponse)
+        assert (response.code, response.error_message) == (
+            ResponseCode.REJECTED,
+            "driver draining",
+        )
