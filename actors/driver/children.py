@@ -50,10 +50,8 @@ def _stream_failed(m: DriverModel, stream_id: int, detail: str) -> None:
     entry = m.streams.get(stream_id)
     if entry is None:
         return
-    for lease_id in sorted(entry.pending):
-        attach = m.pending.get(lease_id)
-        if attach is not None:
-            fail_pending(m, attach, f"stream actor failed: {detail}")
+    for attach in m.pending.of_stream(stream_id):
+        fail_pending(m, attach, f"stream actor failed: {detail}")
     if stream_id not in m.streams:
         return  # a dynamic stream that never got an epoch: forgotten by fail_pending
     m.emit(SpawnStream(stream_id=stream_id, profile=entry.profile, info=entry.info))

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from actors.driver.attach_policy import LAYOUT_VERSION, TEXT_PROVISION_PREFIX
 from actors.driver.commands import (
     ConsumerAttach,
     EndLease,
@@ -33,6 +32,8 @@ from actors.driver.effects import (
 )
 from actors.driver.ids import LeaseIdAllocator, NodeIdAllocator
 from actors.driver.lease_table import LeaseRecord, LeaseTable
+from actors.driver.pending import PendingAttaches
+from actors.driver.replies import pool_announce
 from actors.driver.stream_ids import RangeAllocator
 from actors.driver.supervision import RestartIntensity
 from actors.lease.machine import revoke_message
@@ -42,32 +43,26 @@ from messages.control import (
     LeaseRevokeReason,
     ResponseCode,
     Role,
-    ShmAttachResponse,
     ShmDetachResponse,
     ShutdownReason,
 )
 from messages.events import (
     COUNTER_ANNOUNCES,
-    COUNTER_ATTACH_REJECTED,
-    COUNTER_ATTACH_REJECTED_REASON,
     COUNTER_DETACH_OK,
     COUNTER_REVOKE,
     EVENT_ANNOUNCE,
-    EVENT_ATTACH_REJECTED,
     EVENT_REVOKE,
     DriverEvent,
     EventValue,
 )
-from messages.wire import ClockDomain, ShmPoolAnnounce
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Iterator, Sequence
 
     from actors.driver.commands import EpochInfo, PendingAttach
     from messages.sbe import SbeMessage
     from tensorpool_config.model import DriverConfig, Profile
 
-HEADER_SLOT_BYTES: Final = 256
 NS_PER_MS: Final = 1_000_000
 
 
@@ -81,12 +76,10 @@ class StreamEntry:
     dynamic: bool
     info: EpochInfo | None = None
     producer_lease_id: int | None = None
-    pending_producer: int | None = None  # lease id of a producer attach being provisioned
     settling: bool = False  # producer lost, new epoch not provisioned yet
     detach_replies: list[int] = field(default_factory=list)  # correlation ids waiting on it
     # requests held meanwhile, and consumer attaches (PendingAttach) to ask for again
     deferred: list[object] = field(default_factory=list)
-    pending: set[int] = field(default_factory=set)  # lease ids of pending attaches
 
     @property
     def profile_name(self) -> str:
@@ -102,9 +95,9 @@ class StreamEntry:
 
     @property
     def producer_busy(self) -> bool:
-        return (
-            self.producer_lease_id is not None or self.pending_producer is not None or self.settling
-        )
+        """An active producer, or the previous one's epoch bump still in flight (a pending
+        producer attach is ``PendingAttaches.producer_streams``)."""
+        return self.producer_lease_id is not None or self.settling
 
     @property
     def state(self) -> str:
@@ -118,13 +111,14 @@ class _ClientsInUse:
 
     __slots__ = ("_leases", "_pending")
 
-    def __init__(self, leases: LeaseTable, pending: Mapping[int, int]) -> None:
+    def __init__(self, leases: LeaseTable, pending: PendingAttaches) -> None:
         self._leases, self._pending = leases, pending
 
     def __contains__(self, client_id: object) -> bool:
         if not isinstance(client_id, int):
             return False
-        return client_id in self._pending or self._leases.by_client(client_id) is not None
+        pending = self._pending.holds_client(client_id)
+        return pending or self._leases.by_client(client_id) is not None
 
 
 class DriverModel(HsmModel):
@@ -158,13 +152,8 @@ class DriverModel(HsmModel):
         self.consumer_streams = ConsumerStreams(
             config.driver.descriptor_stream_id_range, config.driver.control_stream_id_range
         )
-        self.pending: dict[int, PendingAttach] = {}
-        # What pending attaches hold, to the pending lease id: client ids and node ids.
-        self.pending_clients: dict[int, int] = {}
-        self.pending_nodes: dict[int, int] = {}
-        self.clients_in_use = _ClientsInUse(self.leases, self.pending_clients)
-        # Requests that must be answered after a pending attach's answer (by its lease id).
-        self.held: dict[int, list[object]] = {}
+        self.pending = PendingAttaches()
+        self.clients_in_use = _ClientsInUse(self.leases, self.pending)
         self.counters: Counter[str] = Counter()
         self.intensity = intensity or RestartIntensity()
         # Per-request outcomes worth a log line (rejects, ignored requests) go through this:
@@ -233,26 +222,6 @@ class DriverModel(HsmModel):
 
     # ---------------------------------------------------------------- messages
 
-    def reject_attach(self, correlation_id: int, code: ResponseCode, text: str) -> None:
-        self.send(ShmAttachResponse(correlation_id=correlation_id, code=code, error_message=text))
-        self.count(f"{COUNTER_ATTACH_REJECTED}.{code.name}")
-        # Reasons are the spec's fixed texts, except a provisioning failure's detail (paths,
-        # errno text): counted under its fixed prefix so the set of counters stays bounded.
-        reason = (
-            TEXT_PROVISION_PREFIX.rstrip(": ") if text.startswith(TEXT_PROVISION_PREFIX) else text
-        )
-        self.count(f"{COUNTER_ATTACH_REJECTED_REASON}.{reason}")
-        kind = f"attach:{code.name}:{reason}"
-        self.log.log(
-            logging.INFO,
-            kind,
-            "attach %d rejected: %s %s",
-            correlation_id,
-            code.name,
-            text,
-        )
-        self.event(EVENT_ATTACH_REJECTED, correlation_id=correlation_id, code=code.name, error=text)
-
     def producer_client_id(self, entry: StreamEntry) -> int:
         if entry.producer_lease_id is None:
             return 0
@@ -265,18 +234,7 @@ class DriverModel(HsmModel):
         if info is None:
             return
         self.send(
-            ShmPoolAnnounce(
-                stream_id=entry.stream_id,
-                producer_id=self.producer_client_id(entry),
-                epoch=info.epoch,
-                announce_timestamp_ns=self.now_ns,
-                announce_clock_domain=ClockDomain.MONOTONIC,
-                layout_version=LAYOUT_VERSION,
-                header_nslots=info.header_nslots,
-                header_slot_bytes=HEADER_SLOT_BYTES,
-                payload_pools=info.pools,
-                header_region_uri=info.header_uri,
-            )
+            pool_announce(entry.stream_id, self.producer_client_id(entry), info, self.now_ns)
         )
         self.count(COUNTER_ANNOUNCES)
         if report:
@@ -371,10 +329,6 @@ class DriverModel(HsmModel):
         command = ProducerAttach if attach.role == Role.PRODUCER else ConsumerAttach
         referenced = self.leases.epochs_of_stream(attach.stream_id)
         self.emit(TellStream(attach.stream_id, command(attach, self.now_ns, referenced)))
-
-    def hold_for(self, lease_id: int, request: object) -> None:
-        """Handle ``request`` once the answer to the pending attach ``lease_id`` is out."""
-        self.held.setdefault(lease_id, []).append(request)
 
     def answer_detach(self, correlation_id: int) -> None:
         self.send(ShmDetachResponse(correlation_id=correlation_id, code=ResponseCode.OK))

@@ -202,7 +202,7 @@ def test_requests_behind_a_failed_attach_are_decided_after_its_error(
     effects = driver.dispatch(ProvisionFailed(stream_id=10000, detail="boom", attach=pending))
     assert _answers(effects) == [(1, ResponseCode.INTERNAL_ERROR, "failed to provision SHM: boom")]
     assert isinstance(_pending_of(effects), PendingAttach)  # the retry is a fresh attempt
-    assert driver.model.held == {}
+    assert driver.model.pending.held() == {}
 
 
 def test_provision_failure_answers_internal_error_and_releases(driver: Hsm[DriverModel]) -> None:
@@ -220,7 +220,7 @@ def test_provision_failure_answers_internal_error_and_releases(driver: Hsm[Drive
     )
     model = driver.model
     assert 20000 not in model.streams
-    assert model.pending == {}
+    assert len(model.pending) == 0
     assert model.node_ids.active == frozenset()
 
 
