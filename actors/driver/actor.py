@@ -338,5 +338,5 @@ class DriverActor(PooledActor):
             now_ns=self._clock.now_ns(),
             streams=streams,
             leases=leases,
-            counters=m.counters_snapshot(),
+            counters=m.counters.snapshot(),
         )

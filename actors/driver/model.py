@@ -8,7 +8,6 @@ the intake horizon, counters. Helpers record effects; they never perform I/O.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
@@ -37,6 +36,7 @@ from actors.driver.replies import pool_announce
 from actors.driver.stream_ids import RangeAllocator
 from actors.driver.supervision import RestartIntensity
 from actors.lease.machine import revoke_message
+from actors.runtime.counters import Counters
 from actors.runtime.hsm import HsmModel
 from actors.runtime.rate_limited_log import RateLimitedLog
 from messages.control import (
@@ -154,7 +154,7 @@ class DriverModel(HsmModel):
         )
         self.pending = PendingAttaches()
         self.clients_in_use = _ClientsInUse(self.leases, self.pending)
-        self.counters: Counter[str] = Counter()
+        self.counters = Counters()
         self.intensity = intensity or RestartIntensity()
         # Per-request outcomes worth a log line (rejects, ignored requests) go through this:
         # a flood of bad requests must not become a flood of log lines.
@@ -179,7 +179,7 @@ class DriverModel(HsmModel):
     # ---------------------------------------------------------------- recording helpers
 
     def count(self, name: str, amount: int = 1) -> None:
-        self.counters[name] += amount
+        self.counters.inc(name, amount)
 
     def send(self, message: SbeMessage) -> None:
         self.emit(Send(message))
@@ -207,9 +207,6 @@ class DriverModel(HsmModel):
 
     def event(self, event_kind: str, /, **fields: EventValue) -> None:
         self.emit(Emit(DriverEvent(event_kind, self.now_ns, MappingProxyType(fields))))
-
-    def counters_snapshot(self) -> MappingProxyType[str, int]:
-        return MappingProxyType(dict(self.counters))
 
     def provisioned_streams(self) -> Iterator[StreamEntry]:
         return (entry for entry in self.streams.values() if entry.info is not None)

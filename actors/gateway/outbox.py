@@ -32,7 +32,7 @@ import pyaeron
 from messages.events import COUNTER_PUBLISH_FAILED, COUNTER_PUBLISH_RETRIES
 
 if TYPE_CHECKING:
-    from actors.gateway.counters import Counters
+    from actors.runtime.counters import Counters
     from actors.runtime.rate_limited_log import RateLimitedLog
     from messages.sbe import SbeMessage
 

@@ -11,8 +11,8 @@ import pytest
 
 import messages
 from actors.gateway.control import ControlGateway, GatewayError
-from actors.gateway.counters import Counters
 from actors.gateway.outbox import COUNTER_SOFT_DROPPED, COUNTER_STALLED, PublicationQueue
+from actors.runtime.counters import Counters
 from actors.runtime.rate_limited_log import RateLimitedLog
 from messages import (
     ClockDomain,

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 import pyaeron
 
-from actors.gateway.counters import Counters
 from actors.gateway.outbox import (
     COUNTER_SENT,
     COUNTER_SOFT_DROPPED,
     COUNTER_STALLED,
     PublicationQueue,
 )
+from actors.runtime.counters import Counters
 from actors.runtime.rate_limited_log import RateLimitedLog
 from messages.control import LeaseRevokeReason, ResponseCode, Role, ShmDetachResponse
 from messages.control import ShmLeaseRevoked as Revoked

@@ -230,7 +230,7 @@ def test_provisioning_failures_count_under_one_reason_whatever_their_detail(
     for detail in ("/a: No space left", "/b: Permission denied"):
         pending = _pending_of(driver.dispatch(attach_request(correlation_id=1)))
         driver.dispatch(ProvisionFailed(stream_id=10000, detail=detail, attach=pending))
-    reasons = {k: v for k, v in driver.model.counters.items() if "rejected_reason" in k}
+    reasons = {k: v for k, v in driver.model.counters.snapshot().items() if "rejected_reason" in k}
     assert reasons == {"attach.rejected_reason.failed to provision SHM": 2}
 
 
