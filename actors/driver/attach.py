@@ -76,7 +76,7 @@ def on_attach(m: DriverModel, req: ShmAttachRequest) -> Outcome:
         # The previous producer's epoch bump is in flight: answer once it is done, as a
         # single-threaded driver would have (its bump happens before this request). That holds
         # for consumers too: answered now, they would get the epoch about to be retired.
-        entry.deferred.append(req)
+        entry.defer(req)
         return HANDLED
     decision = decide_attach(req, attach_context(m), m.now_ns)
     if isinstance(decision, Reject):
@@ -144,7 +144,7 @@ def on_stream_ready(m: DriverModel, ev: StreamReady) -> Outcome:
         # epoch about to be retired, announced with no producer while the producer's revoke
         # may not be out yet. Ask the stream again once the new epoch is provisioned (the
         # attach keeps its reservations meanwhile).
-        settling.deferred.append(attach)
+        settling.defer(attach)
         return HANDLED
     entry = _release_pending(m, attach)
     assert entry is not None  # a stream with pending attaches is never forgotten

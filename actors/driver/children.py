@@ -66,7 +66,7 @@ def _restart_chain(m: DriverModel, entry: StreamEntry) -> None:
             m.end_leases((record,), LeaseRevokeReason.REVOKED)  # tells it ProducerLeaseLost
             return
     if entry.info is not None or entry.settling:
-        entry.settling = True
+        entry.start_settling()
         m.emit(
             TellStream(
                 entry.stream_id,

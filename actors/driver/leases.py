@@ -159,12 +159,10 @@ def expire_due(m: DriverModel) -> None:
 
 def _settle(m: DriverModel, entry: StreamEntry) -> None:
     """The producer-loss chain of ``entry`` is complete: answer detaches, replay attaches."""
-    entry.settling = False
-    for correlation_id in entry.detach_replies:
+    settled = entry.finish_settling()
+    for correlation_id in settled.detach_replies:
         m.answer_detach(correlation_id)
-    entry.detach_replies.clear()
-    deferred, entry.deferred = entry.deferred, []
-    for request in deferred:
+    for request in settled.deferred:
         if isinstance(request, PendingAttach):  # a consumer to ask the stream for again
             m.ask_stream(request)
         else:

@@ -66,9 +66,20 @@ if TYPE_CHECKING:
 NS_PER_MS: Final = 1_000_000
 
 
+@dataclass(slots=True)
+class Settling:
+    """A stream between its producer's end and its new epoch: what waits for that epoch."""
+
+    detach_replies: list[int] = field(default_factory=list)  # correlation ids to answer OK
+    # requests held meanwhile, and consumer attaches (PendingAttach) to ask for again
+    deferred: list[object] = field(default_factory=list)
+
+
 @dataclass(slots=True, kw_only=True)
 class StreamEntry:
-    """The driver's mirror of one stream (driver-behaviour.md §1), updated from its replies."""
+    """The driver's record of one stream (driver-behaviour.md §1): the one owner of who its
+    producer is and of its lifecycle around a producer change; the StreamActor only
+    provisions. The epoch is updated from the StreamActor's replies."""
 
     stream_id: int
     name: str | None
@@ -76,10 +87,30 @@ class StreamEntry:
     dynamic: bool
     info: EpochInfo | None = None
     producer_lease_id: int | None = None
-    settling: bool = False  # producer lost, new epoch not provisioned yet
-    detach_replies: list[int] = field(default_factory=list)  # correlation ids waiting on it
-    # requests held meanwhile, and consumer attaches (PendingAttach) to ask for again
-    deferred: list[object] = field(default_factory=list)
+    # Present exactly while the new epoch after a producer's end (or a restart) is in flight.
+    settling_for: Settling | None = None
+
+    @property
+    def settling(self) -> bool:
+        return self.settling_for is not None
+
+    def start_settling(self, detach_correlation_id: int | None = None) -> None:
+        """The producer is gone (or the stream restarted): its new epoch is being made."""
+        self.producer_lease_id = None
+        if self.settling_for is None:
+            self.settling_for = Settling()
+        if detach_correlation_id is not None:
+            self.settling_for.detach_replies.append(detach_correlation_id)
+
+    def defer(self, request: object) -> None:
+        """Handle ``request`` once the new epoch is out (only while settling)."""
+        assert self.settling_for is not None
+        self.settling_for.deferred.append(request)
+
+    def finish_settling(self) -> Settling:
+        """The new epoch is out (or failed): what waited for it, to answer and replay."""
+        settling, self.settling_for = self.settling_for or Settling(), None
+        return settling
 
     @property
     def profile_name(self) -> str:
@@ -305,10 +336,7 @@ class DriverModel(HsmModel):
                 self.consumer_streams.release(record.client_id)
             entry = self.streams.get(record.stream_id)
             if entry is not None and entry.producer_lease_id == record.lease_id:
-                entry.producer_lease_id = None
-                entry.settling = True
-                if detach_correlation_id is not None:
-                    entry.detach_replies.append(detach_correlation_id)
+                entry.start_settling(detach_correlation_id)
                 self.emit(
                     TellStream(
                         record.stream_id,
