@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast, get_args
 
 if TYPE_CHECKING:
     from actors.driver.commands import DiscardEpoch, EndLease, EpochInfo, GrantLease
@@ -118,24 +118,11 @@ type DriverEffect = (
     | ArmShutdown
     | EnterStopped
 )
-_DRIVER_EFFECTS: Final = (
-    Send,
-    SendAll,
-    Emit,
-    TellStream,
-    SpawnStream,
-    ForgetStream,
-    StartLease,
-    EndLeaseActors,
-    ArmLeaseCheck,
-    WantIntake,
-    ArmShutdown,
-    EnterStopped,
-)
+_DRIVER_EFFECTS: Final = get_args(DriverEffect.__value__)
 
 
 def driver_effect(effect: object) -> DriverEffect:
     """An effect of the Driver HSM, typed; anything else is a bug, never silently dropped."""
     if isinstance(effect, _DRIVER_EFFECTS):
-        return effect
+        return cast("DriverEffect", effect)
     raise TypeError(f"unknown driver effect {effect!r}")

@@ -41,11 +41,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import pykka
 
 from actors.driver.commands import ChildFailed, ChildKind
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 DEFAULT_MAX_FAILURES: Final = 5
 DEFAULT_WINDOW_NS: Final = 10_000_000_000
@@ -97,15 +100,27 @@ class SupervisorLink:
         return False
 
 
-def report_failure(
-    supervisor: SupervisorLink,
-    kind: ChildKind,
-    key: int,
-    urn: str,
-    exception: BaseException | None,
-) -> None:
-    """What a child's ``on_failure`` does: tell its supervisor ``ChildFailed``."""
-    supervisor.tell(ChildFailed(kind=kind, key=key, urn=urn, detail=repr(exception)))
+class SupervisedChild:
+    """Mixed into a child actor (before the pykka base): its ``on_failure`` tells the
+    supervisor ``ChildFailed``, which is how supervision sees a bug in a child."""
+
+    child_kind: ClassVar[ChildKind]
+    actor_urn: str
+
+    def __init__(self, supervisor: SupervisorLink, key: int) -> None:
+        super().__init__()
+        self._supervisor = supervisor
+        self._child_key = key
+
+    def on_failure(
+        self,
+        _exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        detail = repr(exception_value)
+        key, urn = self._child_key, self.actor_urn
+        self._supervisor.tell(ChildFailed(kind=self.child_kind, key=key, urn=urn, detail=detail))
 
 
 class RestartIntensity:

@@ -13,13 +13,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from actors.driver.commands import ChildKind, EndLease, GrantLease
-from actors.driver.supervision import report_failure
+from actors.driver.supervision import SupervisedChild
 from actors.lease.machine import LEASE_MACHINE, LeaseModel
 from actors.runtime.dispatcher import PooledActor
 from actors.runtime.hsm import Hsm
 
 if TYPE_CHECKING:
-    from types import TracebackType
 
     from actors.driver.supervision import SupervisorLink
     from messages.control import Role
@@ -27,12 +26,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class LeaseActor(PooledActor):
+class LeaseActor(SupervisedChild, PooledActor):
     """Hosts one lease's HSM; supervised by the DriverActor (``actors/driver/supervision.py``).
 
     Not in pykka's ``ActorRegistry`` (``registered = False``): with 30,000 leases ending,
     its O(n) removal alone cost seconds of CPU; the DriverActor holds every lease's ref.
     """
+
+    child_kind = ChildKind.LEASE
 
     registered = False
 
@@ -45,8 +46,7 @@ class LeaseActor(PooledActor):
         client_id: int,
         role: Role,
     ) -> None:
-        super().__init__()
-        self._supervisor = supervisor
+        super().__init__(supervisor, lease_id)
         self._hsm = Hsm(
             LEASE_MACHINE,
             LeaseModel(lease_id=lease_id, stream_id=stream_id, client_id=client_id, role=role),
@@ -62,17 +62,3 @@ class LeaseActor(PooledActor):
         if self._hsm.in_state("Ended"):
             self.stop_after_this_message()
         return None
-
-    def on_failure(
-        self,
-        _exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        report_failure(
-            self._supervisor,
-            ChildKind.LEASE,
-            self._hsm.model.lease_id,
-            self.actor_urn,
-            exception_value,
-        )

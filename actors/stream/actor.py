@@ -29,7 +29,7 @@ from actors.driver.commands import (
     Reprovision,
     StreamReady,
 )
-from actors.driver.supervision import report_failure
+from actors.driver.supervision import SupervisedChild
 from actors.runtime.hsm import Hsm
 from actors.stream.machine import (
     STREAM_MACHINE,
@@ -51,7 +51,6 @@ from shm.provision import ProvisionedEpoch, ProvisionRequest, next_epoch, provis
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
-    from types import TracebackType
 
     from actors.driver.supervision import SupervisorLink
     from tensorpool_config.model import DriverConfig, Profile
@@ -83,8 +82,10 @@ def epoch_info(profile: Profile, provisioned: ProvisionedEpoch, hugepages: bool)
     )
 
 
-class StreamActor(pykka.ThreadingActor):
+class StreamActor(SupervisedChild, pykka.ThreadingActor):
     """Hosts one stream's HSM; supervised by the DriverActor (``actors/driver/supervision.py``)."""
+
+    child_kind = ChildKind.STREAM
 
     use_daemon_thread = True
 
@@ -100,8 +101,7 @@ class StreamActor(pykka.ThreadingActor):
         info: EpochInfo | None = None,
         gc_on_start: bool = False,
     ) -> None:
-        super().__init__()
-        self._supervisor = supervisor
+        super().__init__(supervisor, stream_id)
         self._config = config
         self._hugepages = hugepages
         self._provisioner = provisioner
@@ -239,20 +239,6 @@ class StreamActor(pykka.ThreadingActor):
         if self._current is not None:
             self._current.release()
             self._current = None
-
-    def on_failure(
-        self,
-        _exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        report_failure(
-            self._supervisor,
-            ChildKind.STREAM,
-            self._hsm.model.stream_id,
-            self.actor_urn,
-            exception_value,
-        )
 
 
 def _monotonic_ns() -> int:

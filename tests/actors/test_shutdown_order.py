@@ -81,12 +81,20 @@ def _attach_producer(h: Harness, prov: BlockingProvisioner) -> None:
     assert prov.entered.wait(WAIT_S)
 
 
-def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [
+def _assert_stopped_cleanly(
+    h: Harness, prov: BlockingProvisioner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Provisioning finished, nothing logged an error or a traceback, no epoch left behind
+    that nobody announced, and the attach was never answered."""
+    assert prov.done.is_set()
+    errors = [
         f"{r.name}: {r.getMessage()}"
         for r in caplog.records
         if r.levelno >= logging.ERROR or r.exc_info is not None
     ]
+    assert errors == []
+    assert h.epochs_on_disk() == []
+    assert h.outbox.of_type(ShmAttachResponse) == []
 
 
 def test_stop_while_provisioning_drops_the_reply_quietly_and_removes_the_epoch(
@@ -104,11 +112,8 @@ def test_stop_while_provisioning_drops_the_reply_quietly_and_removes_the_epoch(
         prov.release.set()
         stopping.join(WAIT_S)
     assert not stopping.is_alive()
-    assert prov.done.is_set()
-    assert _errors(caplog) == []
+    _assert_stopped_cleanly(h, prov, caplog)
     assert system._link.dropped == 1  # the StreamReady, counted
-    assert h.epochs_on_disk() == []  # provisioned, never announced: removed
-    assert h.outbox.of_type(ShmAttachResponse) == []
     assert h.outbox.of_type(ShmPoolAnnounce) == []
 
 
@@ -124,8 +129,5 @@ def test_stopped_driver_discards_an_epoch_provisioned_after_its_shutdown(
     assert system.wait_stopped(WAIT_S)
     prov.release.set()
     system.stop()
-    assert prov.done.is_set()
-    assert _errors(caplog) == []
-    assert h.epochs_on_disk() == []
+    _assert_stopped_cleanly(h, prov, caplog)
     assert len(h.outbox.of_type(ShmDriverShutdown)) == 1
-    assert h.outbox.of_type(ShmAttachResponse) == []
