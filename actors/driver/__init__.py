@@ -5,5 +5,7 @@ The DriverActor (``actor.py``) hosts the Driver HSM (``machine.py``) over ``Driv
 One module per request path: ``attach.py`` (policy checks in ``attach_policy.py``, then
 reservation, provisioning and grant), ``leases.py`` (keepalive, detach, expiry, epoch bumps),
 ``children.py`` (supervision of the StreamActors and LeaseActors, ``supervision.py``).
-``commands.py`` is the driver's protocol with its children. No I/O here but the actor's.
+``pending.py`` keeps the pending attaches, ``replies.py`` builds the OK response and the
+announce; ``commands.py`` is the driver's protocol with its children. No I/O here but the
+actor's.
 """

@@ -69,6 +69,13 @@ class Reprovision:
 
 
 @dataclass(frozen=True, slots=True)
+class DiscardEpoch:
+    """The driver stopped before announcing ``epoch``: remove it (nobody will use it)."""
+
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
 class CleanupEpoch:
     """Shutdown with ``cleanup_shm_on_exit``: delete the current epoch directory (ask)."""
 
@@ -174,13 +181,6 @@ class IntensityExceeded:
 class StopChildren:
     """Shutdown, asked by ``DriverSystem.stop`` before it stops the driver: close the link,
     stop every child and wait for them, so the children are gone before their parent."""
-
-
-@dataclass(frozen=True, slots=True)
-class DiscardEpoch:
-    """The driver stopped before announcing ``epoch``: remove it (nobody will use it)."""
-
-    epoch: int
 
 
 @dataclass(frozen=True, slots=True)
