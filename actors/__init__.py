@@ -12,7 +12,7 @@ package; it is loaded on first use so ``import actors`` never imports the launch
 
 from typing import TYPE_CHECKING
 
-from actors.clock import Clock, ManualClock, MonotonicClock
+from actors.runtime.clock import Clock, ManualClock, MonotonicClock
 from actors.system import DriverSystem, start_driver_system
 from messages.events import DriverStatus, EventSink, LeaseStatus, Outbox, StreamStatus
 

@@ -17,20 +17,21 @@ from typing import TYPE_CHECKING, Any, Final, Self
 
 import pykka
 
-from actors.clock import MonotonicClock
-from actors.commands import UseTimer
-from actors.dispatcher import Dispatcher, Scheduler
-from actors.driver import DriverActor
-from actors.driver_model import NS_PER_MS
-from actors.lease import LeaseActor
-from actors.timer import TimerActor
+from actors.driver.actor import DriverActor
+from actors.driver.commands import StopChildren, UseTimer
+from actors.driver.model import NS_PER_MS
+from actors.driver.supervision import SupervisorLink
+from actors.lease.actor import LeaseActor
+from actors.runtime.clock import MonotonicClock
+from actors.runtime.dispatcher import Dispatcher, Scheduler
+from actors.runtime.timer import TimerActor
 from messages.events import DriverStatus, StatusQuery
 from shm.hugepages import is_hugetlbfs
 
 if TYPE_CHECKING:
-    from actors.clock import Clock
-    from actors.intake import IntakeHorizon
-    from actors.stream import Provisioner
+    from actors.runtime.clock import Clock
+    from actors.runtime.intake import IntakeHorizon
+    from actors.stream.actor import Provisioner
     from messages.events import EventSink, Outbox
     from tensorpool_config.model import DriverConfig
 
@@ -54,8 +55,10 @@ class DriverSystem:
         dispatcher: Scheduler,
         own_dispatcher: bool,
         driver_scheduler: Scheduler,
+        link: SupervisorLink,
     ) -> None:
         self.driver = driver
+        self._link = link
         self.timer = timer
         self.clock = clock
         self.dispatcher = dispatcher
@@ -97,9 +100,16 @@ class DriverSystem:
             if self._closed:
                 return
             self._closed = True
-        for ref in (self.timer, self.driver):
-            with contextlib.suppress(pykka.ActorDeadError):
-                ref.stop(block=True, timeout=_START_TIMEOUT_S)
+        # Children finish, then the parent stops (actors/driver/supervision.py): close the
+        # link first, so every child reply already sent is ahead of StopChildren in the
+        # driver's mailbox and none comes after it.
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.timer.stop(block=True, timeout=_START_TIMEOUT_S)
+        self._link.close()
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.driver.ask(StopChildren(), timeout=_START_TIMEOUT_S)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.driver.stop(block=True, timeout=_START_TIMEOUT_S)
         self._driver_scheduler.shutdown(timeout=_START_TIMEOUT_S)
         if self._own_dispatcher:
             self.dispatcher.shutdown(timeout=_START_TIMEOUT_S)
@@ -153,6 +163,7 @@ def start_driver_system(
     own_dispatcher = dispatcher is None
     pool = Dispatcher(workers=2, name="lease") if dispatcher is None else dispatcher
     stopped = threading.Event()
+    link = SupervisorLink()
     policies = config.policies
     driver_scheduler = driver_host or Dispatcher(workers=1, name="driver")
     driver = _driver_class(driver_scheduler).start(
@@ -165,6 +176,7 @@ def start_driver_system(
         lease_actor_class=_lease_class(pool),
         hugepages_capable=_hugepages_capable(config),
         stopped=stopped,
+        link=link,
     )
     try:
         timer = TimerActor.start(the_clock, driver, policies.announce_period_ms * NS_PER_MS)
@@ -181,6 +193,7 @@ def start_driver_system(
         dispatcher=pool,
         own_dispatcher=own_dispatcher,
         driver_scheduler=driver_scheduler,
+        link=link,
     )
     try:
         driver.tell(UseTimer(timer))

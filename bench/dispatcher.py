@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pykka
 
-from actors.dispatcher import Dispatcher, PooledActor
-from actors.hsm import HANDLED, Hsm, HsmModel, Machine, Outcome, State, Transition
+from actors.runtime.dispatcher import Dispatcher, PooledActor
+from actors.runtime.hsm import HANDLED, Hsm, HsmModel, Machine, Outcome, State, Transition
 from messages.events import LeaseCheckTimerFired
 
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -19,7 +19,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors.hsm import HANDLED, NOT_HANDLED, Hsm, HsmModel, Machine, Outcome, State, Transition
+from actors.runtime.hsm import (
+    HANDLED,
+    NOT_HANDLED,
+    Hsm,
+    HsmModel,
+    Machine,
+    Outcome,
+    State,
+    Transition,
+)
 
 
 class Tick:

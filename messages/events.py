@@ -61,7 +61,7 @@ class ArmShutdownTimer:
 class IntakeCaughtUp:
     """The gateway has read the control stream up to ``now_ns`` and told all of it first.
 
-    Told only when the driver asked for it (``actors/intake.py``: a lease is due but the
+    Told only when the driver asked for it (``actors/runtime/intake.py``: a lease is due but the
     shared horizon could not yet prove its keepalive is not unread in the Aeron log). Mailbox
     order puts everything read before it ahead of it, so leases due before ``now_ns`` may
     expire when it arrives. Time is CLOCK_MONOTONIC, the driver clock's domain.

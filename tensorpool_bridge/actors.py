@@ -3,7 +3,7 @@
 A mapping actor hosts the mapping HSM and does its blocking work (attach, detach, re-attach
 through the client adapter), then hands the lease to the network thread. Supervision
 follows the driver's written policy (actors/supervision.py): a child whose handler raises is
-stopped by pykka and reported with ``ChildFailed``; the supervisor starts a fresh child for
+stopped by pykka and reported with ``MappingHalfFailed``; the supervisor starts a fresh child for
 the same mapping half, and ``RestartIntensity`` (5 failures in 10 s) escalates to stopping
 the whole bridge, which its own supervisor (systemd) restarts better than we would.
 """
@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pykka
 
-from actors.commands import ChildFailed
-from actors.hsm import Hsm
-from actors.supervision import RestartIntensity, report_failure
-from actors.timer import PeriodicTimer
+from actors.driver.supervision import RestartIntensity
+from actors.runtime.hsm import Hsm
+from actors.runtime.timer import PeriodicTimer
 from tensorpool_bridge.client_adapter import DestStream, SourceStream, driver_client
 from tensorpool_bridge.mapping_machine import (
     MAPPING_MACHINE,
@@ -45,7 +44,7 @@ from tensorpool_bridge.network import AnnounceApplied, NewSourceEpoch, SourceAnn
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors.clock import Clock
+    from actors.runtime.clock import Clock
     from messages import ShmPoolAnnounce
     from tensorpool_bridge.config import BridgeConfig, Mapping_
     from tensorpool_bridge.network import NetworkLoop
@@ -61,6 +60,15 @@ EVENT_HISTORY: Final = 256
 @dataclass(frozen=True, slots=True)
 class Tick:
     now_ns: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MappingHalfFailed:
+    """A mapping half's handler raised (its ``on_failure``): the supervisor restarts it."""
+
+    role: str
+    key: int
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +139,10 @@ class MappingActor(pykka.ThreadingActor):
         self, exception_type: Any, exception_value: Any, traceback: Any,  # noqa: ARG002
     ) -> None:
         self._cleanup()
-        report_failure(self.supervisor, self.role, self.key, self.actor_urn, exception_value)
+        _tell(
+            self.supervisor,
+            MappingHalfFailed(role=self.role, key=self.key, detail=repr(exception_value)),
+        )
 
     def on_stop(self) -> None:
         if self.hsm.started:
@@ -293,7 +304,7 @@ class BridgeSupervisor(pykka.ThreadingActor):
                 self._forward(("sender", key), message)
             case AnnounceApplied(dest_stream_id=key) | NewSourceEpoch(dest_stream_id=key):
                 self._forward(("receiver", key), message)
-            case ChildFailed(kind=role, key=key, detail=detail):
+            case MappingHalfFailed(role=role, key=key, detail=detail):
                 self._child_failed(role, key, detail)
             case StatusQuery():
                 return self._status()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import pykka
 
-from actors.clock import MonotonicClock
+from actors.runtime.clock import MonotonicClock
 from tensorpool_bridge.actors import BridgeSupervisor, StatusQuery
 from tensorpool_bridge.network import NetworkLoop
 from tensorpool_bridge.status import StatusServer

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from actors.hsm import HANDLED, HsmModel, Machine, Outcome, State, Transition
+from actors.runtime.hsm import HANDLED, HsmModel, Machine, Outcome, State, Transition
 
 # ------------------------------------------------------------------ events
 

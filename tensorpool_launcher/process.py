@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from actors.admin import AdminPlane
-    from actors.gateway import ControlGateway
-    from actors.media_driver import MediaDriverHandle
+    from actors.gateway.control import ControlGateway
+    from actors.gateway.media_driver import MediaDriverHandle
     from actors.system import DriverSystem
     from tensorpool_config import DriverConfig
 
@@ -74,7 +74,7 @@ def run_driver(
     ``stop_event`` lets embedding code (and tests) ask for the same shutdown as SIGTERM.
     Signal handlers are installed only when called from the main thread.
     """
-    from actors.media_driver import (  # noqa: PLC0415 - keep `--help` and status light
+    from actors.gateway.media_driver import (  # noqa: PLC0415 - keep `--help` and status light
         MediaDriverError,
         open_media_driver,
         resolve_aeron_dir,
@@ -144,7 +144,7 @@ class _DriverRun:
         self.ns_dir = namespace_dir(self.base_dir, config.shm.namespace)
 
     def with_media(self, media: MediaDriverHandle) -> ExitCode:
-        from actors.gateway import ControlGateway, GatewayChannels, GatewayError  # noqa: PLC0415
+        from actors.gateway.control import ControlGateway, GatewayChannels, GatewayError  # noqa: PLC0415
 
         gateway = ControlGateway(
             media.aeron_dir,

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import pykka
@@ -35,6 +35,7 @@ from actors.admin.rundir import (
     secure_socket_file,
 )
 from actors.admin.to_json import event_json, status_json
+from actors.runtime.counters import Counters
 from messages.admin import (
     CMD_PING,
     CMD_PROBE,
@@ -121,20 +122,6 @@ class _Pending:
     deadline: float
 
 
-@dataclass(slots=True)
-class _Counters:
-    values: dict[str, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, name: str, n: int = 1) -> None:
-        with self.lock:
-            self.values[name] = self.values.get(name, 0) + n
-
-    def snapshot(self) -> dict[str, int]:
-        with self.lock:
-            return dict(self.values)
-
-
 class AdminPlane:
     """Handle on the running admin plane; ``stop()`` is idempotent and callable from any thread."""
 
@@ -156,7 +143,7 @@ class AdminPlane:
         self._start_error: BaseException | None = None
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.events = QueueEventSink(self._wake_w, event_capacity)
-        self.counters = _Counters()
+        self.counters = Counters()
         self._endpoints: tuple[str, ...] = ()
         self._socket_files: tuple[Path, ...] = ()
         self._stop_lock = threading.Lock()
@@ -318,7 +305,7 @@ class AdminPlane:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self.counters.add("admin.requests")
+            self.counters.inc("admin.requests")
             if b"" in frames[1:]:
                 split = frames.index(b"", 1) + 1
                 envelope, body = frames[:split], frames[split:]
@@ -383,7 +370,7 @@ class AdminPlane:
                 malformed=True,
             )
             return
-        self.counters.add("admin.probes")
+        self.counters.inc("admin.probes")
         self.events.emit(DriverEvent(PROBE_EVENT_KIND, time.monotonic_ns(), {"token": token}))
         self._reply(sock, envelope, {"ok": True, "probe": token})
 
@@ -394,7 +381,7 @@ class AdminPlane:
         except pykka.Timeout:
             if time.monotonic() < p.deadline:
                 return False
-            self.counters.add("admin.status_timeouts")
+            self.counters.inc("admin.status_timeouts")
             error = f"driver did not answer within {self._status_timeout_s:g} s"
         except pykka.ActorDeadError:
             error = "driver actor is not running"
@@ -433,7 +420,7 @@ class AdminPlane:
         return info
 
     def _own_counters(self) -> dict[str, int]:
-        counters = self.counters.snapshot()
+        counters = dict(self.counters.snapshot())
         counters["admin.events_dropped"] = self.events.dropped + counters.get(
             "admin.events_dropped", 0
         )
@@ -443,7 +430,7 @@ class AdminPlane:
         self, sock: Socket, envelope: list[bytes], error: str, *, malformed: bool = False
     ) -> None:
         if malformed:
-            self.counters.add("admin.malformed_requests")
+            self.counters.inc("admin.malformed_requests")
         self._reply(sock, envelope, {"ok": False, "error": error})
 
     def _reply(self, sock: Socket, envelope: list[bytes], message: dict[str, object]) -> None:
@@ -451,7 +438,7 @@ class AdminPlane:
         try:
             sock.send_multipart([*envelope, data], zmq.NOBLOCK)
         except zmq.ZMQError:  # the peer is gone or its pipe is full: its loss, not ours
-            self.counters.add("admin.replies_failed")
+            self.counters.inc("admin.replies_failed")
 
     # -- events -----------------------------------------------------------------------------
 
@@ -471,20 +458,20 @@ class AdminPlane:
         drained = self.events.drain()
         if not self._topics:
             if drained:
-                self.counters.add("admin.events_unobserved", len(drained))
+                self.counters.inc("admin.events_unobserved", len(drained))
             return
         for event in drained:
             try:
                 data = json.dumps(event_json(event, time.time_ns()), separators=(",", ":"))
             except (TypeError, ValueError) as exc:
                 log.warning("event %r is not JSON-ready: %r", event.kind, exc)
-                self.counters.add("admin.events_unencodable")
+                self.counters.inc("admin.events_unencodable")
                 continue
             try:
                 events.send(data.encode(), zmq.NOBLOCK)
-                self.counters.add("admin.events_published")
+                self.counters.inc("admin.events_published")
             except zmq.ZMQError:
-                self.counters.add("admin.events_dropped")
+                self.counters.inc("admin.events_dropped")
 
 
 def _parse_request(body: list[bytes]) -> tuple[dict[str, object] | None, str]:

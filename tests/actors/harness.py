@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actors import DriverSystem, start_driver_system
-from actors.clock import ManualClock
+from actors.runtime.clock import ManualClock
 from actors.testing import RecordingEventSink, RecordingOutbox, small_config
 from messages.control import Role, ShmAttachRequest, ShmAttachResponse, ShmDetachRequest
 from shm.paths import stream_dir

@@ -6,7 +6,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from actors import start_driver_system
-from actors.clock import ManualClock
+from actors.runtime.clock import ManualClock
 from actors.testing import small_config
 from messages import Role, ShmDetachRequest, ShmLeaseKeepalive
 

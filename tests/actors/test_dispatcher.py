@@ -1,4 +1,5 @@
-"""Behaviour of PooledActor: guards the pykka 4.5 internals that actors/dispatcher.py copies.
+"""Behaviour of PooledActor: guards the pykka 4.5 internals that
+actors/runtime/dispatcher.py copies.
 
 Each test waits on events, futures or asks; none sleeps. ``time.sleep(0)`` inside a handler
 only yields the GIL so that a second worker entering the same actor would be caught.
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 import pytest
 
-from actors.dispatcher import (
+from actors.runtime.dispatcher import (
     Dispatcher,
     DispatcherShutdownError,
     HostedDispatcher,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors.ids import NodeIdAllocator
+from actors.driver.ids import NodeIdAllocator
 from messages.control import LeaseRevokeReason, Role, ShmLeaseRevoked
 from tests.actors.harness import Harness
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors.dispatcher import Dispatcher, PooledActor
+from actors.runtime.dispatcher import Dispatcher, PooledActor
 from messages.control import (
     LeaseRevokeReason,
     ResponseCode,

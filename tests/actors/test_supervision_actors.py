@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import pykka
 import pytest
 
-from actors.lease import LeaseActor
-from actors.stream import StreamActor
+from actors.lease.actor import LeaseActor
+from actors.stream.actor import StreamActor
 from messages.control import (
     LeaseRevokeReason,
     ResponseCode,

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import pykka
 import pytest
 
-from actors.clock import ManualClock, MonotonicClock, TimerHandle
-from actors.timer import DeadlineTimer, PeriodicTimer, TimerActor
+from actors.runtime.clock import ManualClock, MonotonicClock, TimerHandle
+from actors.runtime.timer import DeadlineTimer, PeriodicTimer, TimerActor
 from messages.events import (
     AnnounceTimerFired,
     ArmShutdownTimer,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.hsm import Hsm
+from actors.runtime.hsm import Hsm
 from tensorpool_bridge.mapping_machine import (
     MAPPING_MACHINE,
     Attach,

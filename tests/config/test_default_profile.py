@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from actors.attach_policy import AttachContext, Reject, decide_attach
-from actors.ids import NodeIdAllocator
-from actors.stream_ids import RangeAllocator
+from actors.driver.attach_policy import AttachContext, Reject, decide_attach
+from actors.driver.ids import NodeIdAllocator
+from actors.driver.stream_ids import RangeAllocator
 from messages.control import PublishMode, ResponseCode, Role, ShmAttachRequest
 from tensorpool_config import ConfigError
 
@@ -75,7 +75,6 @@ def test_a_dynamic_attach_is_then_answered_profile_not_found(load: Load) -> None
     cfg = load(DYNAMIC)
     ctx = AttachContext(
         config=cfg,
-        draining=False,
         clients_in_use=frozenset(),
         streams={},
         dynamic_ids=RangeAllocator(cfg.driver.stream_id_range, lambda _: False),

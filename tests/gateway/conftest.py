@@ -10,7 +10,7 @@ import pyaeron
 import pykka
 import pytest
 
-from actors.gateway import ControlGateway, GatewayChannels
+from actors.gateway.control import ControlGateway, GatewayChannels
 from messages.events import IntakeCaughtUp
 from tensorpool_client.aeron_connect import connect
 

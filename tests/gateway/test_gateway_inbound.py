@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import messages
+from actors.gateway.control import ATTACH_REQUEST, HANDLED
 from messages import (
     Bool,
     ConsumerHello,
@@ -36,7 +37,7 @@ from messages.events import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors.gateway import ControlGateway
+    from actors.gateway.control import ControlGateway
     from tests.gateway.conftest import Peer, Recording
 
 ATTACH = ShmAttachRequest(
@@ -303,3 +304,9 @@ def test_no_intake_horizon_while_a_full_mailbox_holds_reading_back(
         assert recording.cond.wait_for(lambda: len(recording.intake) == 1, 5.0)
         assert recording.messages == [keepalive(1)]
         assert recording.intake[0][1] == 1  # the keepalive was told ahead of the horizon
+
+
+def test_the_gateway_acts_on_the_requests_messages_defines() -> None:
+    # sbe.md §7: the ids come from the codecs, never re-declared; these are the spec's values.
+    assert {(901, 1), (901, 3), (901, 5), (901, 8), (900, 2)} == HANDLED
+    assert ATTACH_REQUEST == (901, 1)

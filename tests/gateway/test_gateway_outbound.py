@@ -10,10 +10,10 @@ import pyaeron
 import pytest
 
 import messages
-from actors.gateway import ControlGateway, GatewayError
-from actors.gateway_counters import Counters
-from actors.gateway_outbox import COUNTER_SOFT_DROPPED, COUNTER_STALLED, PublicationQueue
-from actors.rate_limited_log import RateLimitedLog
+from actors.gateway.control import ControlGateway, GatewayError
+from actors.gateway.outbox import COUNTER_SOFT_DROPPED, COUNTER_STALLED, PublicationQueue
+from actors.runtime.counters import Counters
+from actors.runtime.rate_limited_log import RateLimitedLog
 from messages import (
     ClockDomain,
     LeaseRevokeReason,

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 import pyaeron
 
-from actors.gateway_counters import Counters
-from actors.gateway_outbox import (
+from actors.gateway.outbox import (
     COUNTER_SENT,
     COUNTER_SOFT_DROPPED,
     COUNTER_STALLED,
     PublicationQueue,
 )
-from actors.rate_limited_log import RateLimitedLog
+from actors.runtime.counters import Counters
+from actors.runtime.rate_limited_log import RateLimitedLog
 from messages.control import LeaseRevokeReason, ResponseCode, Role, ShmDetachResponse
 from messages.control import ShmLeaseRevoked as Revoked
 from messages.events import COUNTER_PUBLISH_FAILED, COUNTER_PUBLISH_RETRIES

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pyaeron
 import pytest
 
-from actors.media_driver import (
+from actors.gateway.media_driver import (
     cnc_pid,
     driver_is_live,
     open_media_driver,

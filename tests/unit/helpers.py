@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from actors.commands import EpochInfo
-from actors.driver_effects import Send, SendAll
-from actors.driver_machine import DriverStarted, new_driver_hsm
-from actors.driver_model import DriverModel
+from actors.driver.commands import EpochInfo
+from actors.driver.effects import Send, SendAll
+from actors.driver.machine import DriverStarted, new_driver_hsm
+from actors.driver.model import DriverModel
 from actors.testing import small_config
 from messages.control import PayloadPool, Role, ShmAttachRequest
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from actors.hsm import Hsm
+    from actors.runtime.hsm import Hsm
 
 TTL = 3_000_000_000  # small_config's lease lifetime: 1000 ms x 3
 INFO = EpochInfo(

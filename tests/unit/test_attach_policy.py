@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors.attach_policy import (
+from actors.driver.attach_policy import (
     AttachContext,
     AttachPlan,
     Reject,
-    StreamFacts,
     decide_attach,
     decide_hugepages,
 )
-from actors.ids import NodeIdAllocator
-from actors.stream_ids import RangeAllocator
+from actors.driver.ids import NodeIdAllocator
+from actors.driver.stream_ids import RangeAllocator
 from actors.testing import small_config
 from messages.control import HugepagesPolicy, ResponseCode, Role
 from tensorpool_config.model import DriverConfig, IdRange
@@ -29,10 +28,19 @@ INVALID = ResponseCode.INVALID_PARAMS
 REJECTED = ResponseCode.REJECTED
 
 
+@dataclass(frozen=True, slots=True)
+class StreamFacts:
+    """A plain ``StreamView``."""
+
+    profile_name: str
+    epoch: int
+    hugepages: bool
+    producer_busy: bool
+
+
 def context(
     config: DriverConfig,
     *,
-    draining: bool = False,
     clients: frozenset[int] = frozenset(),
     streams: dict[int, StreamFacts] | None = None,
     nodes: NodeIdAllocator | None = None,
@@ -41,7 +49,6 @@ def context(
     table = {10000: StreamFacts("tiny", 0, False, False)} if streams is None else streams
     return AttachContext(
         config=config,
-        draining=draining,
         clients_in_use=clients,
         streams=table,
         dynamic_ids=RangeAllocator(config.driver.stream_id_range, table.__contains__),
@@ -67,7 +74,6 @@ def test_ok_plan_for_an_existing_stream(cfg: DriverConfig) -> None:
         role=Role.PRODUCER,
         profile="tiny",
         create_dynamic=False,
-        hugepages=False,
         desired_node_id=None,
     )
 
@@ -75,7 +81,6 @@ def test_ok_plan_for_an_existing_stream(cfg: DriverConfig) -> None:
 @pytest.mark.parametrize(
     ("fields", "ctx_args", "expected"),
     [
-        ({}, {"draining": True}, (REJECTED, "driver draining")),
         ({"role": 3}, {}, (INVALID, "invalid role")),
         ({"role": 255}, {}, (INVALID, "invalid role")),
         ({"client_id": 0}, {}, (INVALID, "client_id must be non-zero")),
@@ -107,8 +112,6 @@ def test_each_check_code_and_text(
 
 def test_checks_run_in_the_table_order(cfg: DriverConfig) -> None:
     """Each request fails two checks; the earlier one in the table answers."""
-    ctx = context(cfg, draining=True)
-    assert reject(decide_attach(attach_request(role=9), ctx, 0))[1] == "driver draining"
     ctx = context(cfg, clients=frozenset({7}))
     assert reject(decide_attach(attach_request(role=9), ctx, 0))[1] == "invalid role"
     assert reject(decide_attach(attach_request(client_id=0, publish_mode=9), ctx, 0))[1] == (

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from actors.clock import Clock, ClockClosedError, ManualClock, MonotonicClock, TimerHandle
+from actors.runtime.clock import Clock, ClockClosedError, ManualClock, MonotonicClock, TimerHandle
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

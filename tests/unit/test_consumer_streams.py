@@ -1,6 +1,6 @@
 """ConsumerHello -> ConsumerConfig assignments (§12)."""
 
-from actors.consumer_streams import (
+from actors.driver.consumer_streams import (
     DECLINED,
     ConsumerStreams,
     HelloRequest,

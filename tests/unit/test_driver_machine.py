@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors.commands import (
+from actors.driver.commands import (
     ChildFailed,
+    ChildKind,
     ConsumerAttach,
+    DiscardEpoch,
     EndLease,
     EpochInfo,
     EpochProvisioned,
@@ -20,7 +22,7 @@ from actors.commands import (
     ProvisionFailed,
     StreamReady,
 )
-from actors.driver_effects import (
+from actors.driver.effects import (
     ArmLeaseCheck,
     ArmShutdown,
     Emit,
@@ -33,10 +35,9 @@ from actors.driver_effects import (
     TellStream,
     WantIntake,
 )
-from actors.driver_leases import INTAKE_RECHECK_NS, MAX_EXPIRY_DEFERRAL_NS
-from actors.driver_machine import DriverStarted, new_driver_hsm
-from actors.driver_model import DriverModel
-from actors.supervision import CHILD_STREAM
+from actors.driver.leases import INTAKE_RECHECK_NS, MAX_EXPIRY_DEFERRAL_NS
+from actors.driver.machine import DriverStarted, new_driver_hsm
+from actors.driver.model import DriverModel
 from actors.testing import small_config
 from messages.control import (
     LeaseRevokeReason,
@@ -55,6 +56,7 @@ from messages.events import (
     COUNTER_EXPIRY_DEFERRED,
     IntakeCaughtUp,
     LeaseCheckTimerFired,
+    ShutdownRequested,
     ShutdownTimerFired,
 )
 from messages.wire import Bool, ConsumerConfig, ConsumerHello, Mode, ShmPoolAnnounce
@@ -63,7 +65,7 @@ from tests.unit.helpers import INFO, TTL, attach_request, new_driver, sends
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from actors.hsm import Hsm
+    from actors.runtime.hsm import Hsm
 
 
 
@@ -200,7 +202,7 @@ def test_requests_behind_a_failed_attach_are_decided_after_its_error(
     effects = driver.dispatch(ProvisionFailed(stream_id=10000, detail="boom", attach=pending))
     assert _answers(effects) == [(1, ResponseCode.INTERNAL_ERROR, "failed to provision SHM: boom")]
     assert isinstance(_pending_of(effects), PendingAttach)  # the retry is a fresh attempt
-    assert driver.model.held == {}
+    assert driver.model.pending.held() == {}
 
 
 def test_provision_failure_answers_internal_error_and_releases(driver: Hsm[DriverModel]) -> None:
@@ -218,7 +220,7 @@ def test_provision_failure_answers_internal_error_and_releases(driver: Hsm[Drive
     )
     model = driver.model
     assert 20000 not in model.streams
-    assert model.pending == {}
+    assert len(model.pending) == 0
     assert model.node_ids.active == frozenset()
 
 
@@ -228,7 +230,7 @@ def test_provisioning_failures_count_under_one_reason_whatever_their_detail(
     for detail in ("/a: No space left", "/b: Permission denied"):
         pending = _pending_of(driver.dispatch(attach_request(correlation_id=1)))
         driver.dispatch(ProvisionFailed(stream_id=10000, detail=detail, attach=pending))
-    reasons = {k: v for k, v in driver.model.counters.items() if "rejected_reason" in k}
+    reasons = {k: v for k, v in driver.model.counters.snapshot().items() if "rejected_reason" in k}
     assert reasons == {"attach.rejected_reason.failed to provision SHM": 2}
 
 
@@ -239,7 +241,7 @@ def test_a_flood_of_bad_requests_logs_a_line_per_kind_and_second(
     wrong = ShmDriverShutdownRequest(
         correlation_id=1, reason=ShutdownReason.ADMIN, token="guess", error_message=""
     )
-    with caplog.at_level(logging.INFO, logger="actors.driver"):
+    with caplog.at_level(logging.INFO, logger="actors.driver.actor"):
         for _ in range(1000):
             driver.dispatch(wrong)
             driver.dispatch(keepalive(12345))
@@ -514,7 +516,7 @@ def test_reply_of_a_failed_stream_actor_is_ignored(driver: Hsm[DriverModel]) -> 
     assert isinstance(tell, TellStream)
     pending = tell.command.attach  # type: ignore[union-attr]
     effects = driver.dispatch(
-        ChildFailed(kind=CHILD_STREAM, key=10000, urn="urn:old", detail="RuntimeError()")
+        ChildFailed(kind=ChildKind.STREAM, key=10000, urn="urn:old", detail="RuntimeError()")
     )
     (failed,) = sends(effects)
     assert (failed.correlation_id, failed.code) == (5, ResponseCode.INTERNAL_ERROR)
@@ -532,3 +534,34 @@ def test_draining_without_provisioned_streams_announces_nothing(driver: Hsm[Driv
     )
     assert sends(effects) == []
     assert driver.path == ("Driver", "Running", "Draining")
+
+
+def test_a_stopped_driver_has_the_epochs_it_will_never_announce_removed(
+    driver: Hsm[DriverModel],
+) -> None:
+    tell = driver.dispatch(attach_request(correlation_id=5))[0]
+    assert isinstance(tell, TellStream)
+    assert isinstance(tell.command, ProducerAttach)
+    driver.dispatch(ShutdownRequested(ShutdownReason.NORMAL, "", skip_drain=True))
+    assert driver.state == "Stopped"
+    pending = tell.command.attach
+    ready = StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=True)
+    assert driver.dispatch(ready) == [TellStream(10000, DiscardEpoch(INFO.epoch))]
+    not_new = StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=False)
+    assert driver.dispatch(not_new) == []
+    bumped = EpochProvisioned(stream_id=10000, info=INFO)
+    assert driver.dispatch(bumped) == [TellStream(10000, DiscardEpoch(INFO.epoch))]
+
+
+def test_draining_refuses_every_attach_by_its_own_row_before_any_other_check(
+    driver: Hsm[DriverModel],
+) -> None:
+    driver.dispatch(ShutdownRequested(ShutdownReason.NORMAL, "", skip_drain=False))
+    assert driver.path == ("Driver", "Running", "Draining")
+    for fields in ({}, {"role": 9}, {"client_id": 0}, {"stream_id": 424242}):
+        (response,) = sends(driver.dispatch(attach_request(correlation_id=3, **fields)))
+        assert isinstance(response, ShmAttachResponse)
+        assert (response.code, response.error_message) == (
+            ResponseCode.REJECTED,
+            "driver draining",
+        )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from actors.hsm import (
+from actors.runtime.hsm import (
     HANDLED,
     NOT_HANDLED,
     Hsm,
@@ -359,7 +359,7 @@ class TestUnhandled:
 
     def test_default_report_is_a_logged_warning(self, caplog: pytest.LogCaptureFixture) -> None:
         hsm = make({})
-        with caplog.at_level(logging.WARNING, logger="actors.hsm"):
+        with caplog.at_level(logging.WARNING, logger="actors.runtime.hsm"):
             hsm.dispatch(Unknown())
         assert len(caplog.records) == 1
         assert "Top.S1.S11" in caplog.records[0].getMessage()

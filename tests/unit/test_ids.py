@@ -1,6 +1,6 @@
 """Lease ids (§3.4, A-11) and node ids (§3.3, A-12)."""
 
-from actors.ids import NODE_ID_MAX, LeaseIdAllocator, NodeIdAllocator
+from actors.driver.ids import NODE_ID_MAX, LeaseIdAllocator, NodeIdAllocator
 
 
 class TestLeaseIds:

@@ -2,9 +2,9 @@
 
 import pytest
 
-from actors.commands import EndLease, GrantLease
-from actors.hsm import Hsm
-from actors.lease_machine import LEASE_MACHINE, LeaseModel, revoke_message
+from actors.driver.commands import EndLease, GrantLease
+from actors.lease.machine import LEASE_MACHINE, LeaseModel, revoke_message
+from actors.runtime.hsm import Hsm
 from messages.control import LeaseRevokeReason, Role, ShmLeaseRevoked
 
 
@@ -17,9 +17,8 @@ def lease() -> Hsm[LeaseModel]:
 def test_starts_unattached_and_grant_activates() -> None:
     hsm = lease()
     assert hsm.state == "Unattached"
-    assert hsm.dispatch(GrantLease(now_ns=1, expiry_ns=100)) == []
+    assert hsm.dispatch(GrantLease(now_ns=1)) == []
     assert hsm.state == "Active"
-    assert hsm.model.expiry_ns == 100
 
 
 @pytest.mark.parametrize(
@@ -34,7 +33,7 @@ def test_each_end_reaches_its_state_and_the_revoke_carries_its_text(
     reason: LeaseRevokeReason, state: str, text: str
 ) -> None:
     hsm = lease()
-    hsm.dispatch(GrantLease(now_ns=1, expiry_ns=100))
+    hsm.dispatch(GrantLease(now_ns=1))
     assert hsm.dispatch(EndLease(reason=reason, now_ns=50)) == []  # the driver sent the revoke
     assert hsm.state == state
     assert hsm.model.reason == reason
@@ -59,10 +58,10 @@ def test_each_end_reaches_its_state_and_the_revoke_carries_its_text(
 
 def test_at_most_one_revoke_per_lease() -> None:
     hsm = lease()
-    hsm.dispatch(GrantLease(now_ns=1, expiry_ns=100))
+    hsm.dispatch(GrantLease(now_ns=1))
     hsm.dispatch(EndLease(reason=LeaseRevokeReason.EXPIRED, now_ns=2))
     assert hsm.dispatch(EndLease(reason=LeaseRevokeReason.DETACHED, now_ns=3)) == []
-    assert hsm.dispatch(GrantLease(now_ns=4, expiry_ns=5)) == []
+    assert hsm.dispatch(GrantLease(now_ns=4)) == []
     assert hsm.state == "Expired"
     assert hsm.unhandled == 0
 
@@ -75,6 +74,6 @@ def test_end_before_grant_still_ends() -> None:
 
 def test_second_grant_is_ignored() -> None:
     hsm = lease()
-    hsm.dispatch(GrantLease(now_ns=1, expiry_ns=100))
-    assert hsm.dispatch(GrantLease(now_ns=1, expiry_ns=999)) == []
-    assert hsm.model.expiry_ns == 100
+    hsm.dispatch(GrantLease(now_ns=1))
+    assert hsm.dispatch(GrantLease(now_ns=1)) == []
+    assert hsm.state == "Active"

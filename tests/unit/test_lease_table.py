@@ -2,7 +2,7 @@
 
 import pytest
 
-from actors.lease_table import LeaseRecord, LeaseTable
+from actors.driver.lease_table import LeaseRecord, LeaseTable
 from messages.control import Role
 
 

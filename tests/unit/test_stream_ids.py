@@ -1,6 +1,6 @@
 """Round-robin ids inside ranges (dynamic streams §3.1/A-2, per-consumer streams §12)."""
 
-from actors.stream_ids import RangeAllocator
+from actors.driver.stream_ids import RangeAllocator
 from tensorpool_config.model import IdRange
 
 

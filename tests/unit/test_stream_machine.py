@@ -1,6 +1,6 @@
 """Every transition of the Stream HSM (A-6: one bump per producer attach)."""
 
-from actors.commands import (
+from actors.driver.commands import (
     ConsumerAttach,
     EpochInfo,
     EpochProvisioned,
@@ -12,8 +12,8 @@ from actors.commands import (
     Reprovision,
     StreamReady,
 )
-from actors.hsm import Hsm
-from actors.stream_machine import (
+from actors.runtime.hsm import Hsm
+from actors.stream.machine import (
     STREAM_MACHINE,
     Provision,
     Provisioned,
@@ -67,15 +67,14 @@ def test_producer_attach_from_unclaimed_bumps_once() -> None:
     assert replies == [
         Reply(StreamReady(stream_id=5, info=info(100), attach=command.attach, bumped=True))
     ]
-    assert hsm.state == "ProducerAttached"
-    assert hsm.model.producer_lease_id == 1
+    assert hsm.state == "Provisioned"
 
 
 def test_consumer_attach_provisions_only_at_epoch_zero() -> None:
     hsm = stream()
     replies = provision(hsm, ConsumerAttach(attach(2, Role.CONSUMER), 10, NONE), 100)
     assert isinstance(replies[0], Reply)
-    assert hsm.state == "Ready"
+    assert hsm.state == "Provisioned"
     second = ConsumerAttach(attach(3, Role.CONSUMER), 11, NONE)
     assert hsm.dispatch(second) == [
         Reply(StreamReady(stream_id=5, info=info(100), attach=second.attach, bumped=False))
@@ -85,25 +84,27 @@ def test_consumer_attach_provisions_only_at_epoch_zero() -> None:
 def test_producer_attach_on_ready_stream_bumps() -> None:
     hsm = stream(info(100))
     hsm.dispatch(Restored())
-    assert hsm.state == "Ready"
+    assert hsm.state == "Provisioned"
     provision(hsm, ProducerAttach(attach(1, Role.PRODUCER), 10, NONE), 101)
-    assert hsm.state == "ProducerAttached"
+    assert hsm.state == "Provisioned"
 
 
-def test_producer_lost_bumps_and_returns_to_ready() -> None:
+def test_producer_lost_bumps() -> None:
     hsm = stream()
     provision(hsm, ProducerAttach(attach(1, Role.PRODUCER), 10, NONE), 100)
     replies = provision(hsm, ProducerLeaseLost(1, 20, NONE), 101)
     assert replies == [Reply(EpochProvisioned(stream_id=5, info=info(101)))]
-    assert hsm.state == "Ready"
-    assert hsm.model.producer_lease_id is None
+    assert hsm.state == "Provisioned"
 
 
-def test_consumer_attach_while_producer_attached_keeps_state() -> None:
+def test_consumer_attach_after_a_producer_is_served_from_the_epoch() -> None:
     hsm = stream()
     provision(hsm, ProducerAttach(attach(1, Role.PRODUCER), 10, NONE), 100)
-    hsm.dispatch(ConsumerAttach(attach(2, Role.CONSUMER), 11, NONE))
-    assert hsm.state == "ProducerAttached"
+    consumer = ConsumerAttach(attach(2, Role.CONSUMER), 11, NONE)
+    assert hsm.dispatch(consumer) == [
+        Reply(StreamReady(stream_id=5, info=info(100), attach=consumer.attach, bumped=False))
+    ]
+    assert hsm.state == "Provisioned"
 
 
 def test_reprovision_bumps() -> None:
@@ -133,5 +134,5 @@ def test_failed_reprovision_after_producer_loss_keeps_old_epoch() -> None:
     hsm.dispatch(lost)
     replies = hsm.dispatch(ProvisioningFailed(lost, "no space"))
     assert replies == [Reply(EpochProvisionFailed(stream_id=5, detail="no space"))]
-    assert hsm.state == "Ready"
+    assert hsm.state == "Provisioned"
     assert hsm.model.epoch == 100

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from actors.commands import (
+from actors.driver.commands import (
     ConsumerAttach,
     EpochInfo,
     EpochProvisioned,
@@ -22,7 +22,7 @@ from actors.commands import (
     ProducerLeaseLost,
     StreamReady,
 )
-from actors.driver_effects import ArmLeaseCheck, EndLeaseActors, SendAll, TellStream
+from actors.driver.effects import ArmLeaseCheck, EndLeaseActors, SendAll, TellStream
 from messages.control import (
     LeaseRevokeReason,
     ResponseCode,
@@ -39,8 +39,8 @@ from tests.unit.helpers import INFO, TTL, attach_request, new_driver, sends
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from actors.driver_model import DriverModel
-    from actors.hsm import Hsm
+    from actors.driver.model import DriverModel
+    from actors.runtime.hsm import Hsm
 
 NEW = EpochInfo(epoch=101, header_nslots=8, header_uri="h", pools=INFO.pools, hugepages=False)
 

@@ -28,30 +28,99 @@ LeaseActor it starts. The policy:
 * **The DriverActor itself** never dies of one message: its ``on_receive`` catches, logs and
   counts any exception and carries on (the message is lost, the state is what the handler
   had reached).
+* **Shutdown order.** Children finish, then the parent stops. A child tells its supervisor
+  only through a ``SupervisorLink``, which the driver closes when it enters Stopped and
+  ``DriverSystem.stop()`` closes before it stops the driver. The driver then stops its
+  children (each finishes the message in hand) and only then itself. A child's reply after
+  the close is dropped (counted, debug-logged): never a tell to a dead actor and a
+  traceback. A StreamActor whose new epoch can no longer be announced removes it.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from actors.commands import ChildFailed
+import pykka
+
+from actors.driver.commands import ChildFailed, ChildKind
 
 if TYPE_CHECKING:
-    import pykka
+    from types import TracebackType
 
 DEFAULT_MAX_FAILURES: Final = 5
 DEFAULT_WINDOW_NS: Final = 10_000_000_000
 
-CHILD_LEASE: Final = "lease"
-CHILD_STREAM: Final = "stream"
+logger = logging.getLogger(__name__)
 
 
-def report_failure(
-    driver: pykka.ActorRef[Any], kind: str, key: int, urn: str, exception: BaseException | None
-) -> None:
-    """What a child's ``on_failure`` does: tell its supervisor ``ChildFailed``."""
-    driver.tell(ChildFailed(kind=kind, key=key, urn=urn, detail=repr(exception)))
+class SupervisorLink:
+    """A child's only way to tell its supervisor; closed once the supervisor stops.
+
+    ``tell`` and ``close`` exclude each other, so after ``close`` returns no child message
+    can reach the supervisor's mailbox: what a child would say later is dropped and counted
+    here (the supervisor is stopping; it would not handle it, and a tell to a stopped actor
+    raises ``ActorDeadError``).
+    """
+
+    __slots__ = ("_closed", "_lock", "_ref", "dropped")
+
+    def __init__(self) -> None:
+        self._ref: pykka.ActorRef[Any] | None = None
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self.dropped = 0
+
+    def bind(self, ref: pykka.ActorRef[Any]) -> None:
+        """The supervisor's ref, once it exists (it is made with its supervisor's actor)."""
+        self._ref = ref
+
+    @property
+    def closed(self) -> threading.Event:
+        return self._closed
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed.set()
+
+    def tell(self, message: object) -> bool:
+        """Tell the supervisor ``message``; False if it is stopping (the message is dropped)."""
+        with self._lock:
+            if not self._closed.is_set() and self._ref is not None:
+                try:
+                    self._ref.tell(message)
+                except pykka.ActorDeadError:  # stopped without closing the link (embedding)
+                    self._closed.set()
+                else:
+                    return True
+            self.dropped += 1
+        logger.debug("supervisor stopping; %r dropped", message)
+        return False
+
+
+class SupervisedChild:
+    """Mixed into a child actor (before the pykka base): its ``on_failure`` tells the
+    supervisor ``ChildFailed``, which is how supervision sees a bug in a child."""
+
+    child_kind: ClassVar[ChildKind]
+    actor_urn: str
+
+    def __init__(self, supervisor: SupervisorLink, key: int) -> None:
+        super().__init__()
+        self._supervisor = supervisor
+        self._child_key = key
+
+    def on_failure(
+        self,
+        _exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        detail = repr(exception_value)
+        key, urn = self._child_key, self.actor_urn
+        self._supervisor.tell(ChildFailed(kind=self.child_kind, key=key, urn=urn, detail=detail))
 
 
 class RestartIntensity:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from actors.attach_policy import TEXT_INVALID_ROLE
-from actors.commands import PendingAttach
-from actors.hsm import HANDLED, Outcome
+from actors.driver.attach_policy import TEXT_INVALID_ROLE
+from actors.driver.commands import PendingAttach
+from actors.runtime.hsm import HANDLED, Outcome
 from messages.control import (
     LeaseRevokeReason,
     ResponseCode,
@@ -37,9 +37,9 @@ from messages.events import (
 )
 
 if TYPE_CHECKING:
-    from actors.commands import EpochProvisioned, EpochProvisionFailed
-    from actors.driver_model import DriverModel, StreamEntry
-    from actors.lease_table import LeaseRecord
+    from actors.driver.commands import EpochProvisioned, EpochProvisionFailed
+    from actors.driver.lease_table import LeaseRecord
+    from actors.driver.model import DriverModel, StreamEntry
 
 logger = logging.getLogger(__name__)
 
@@ -159,12 +159,10 @@ def expire_due(m: DriverModel) -> None:
 
 def _settle(m: DriverModel, entry: StreamEntry) -> None:
     """The producer-loss chain of ``entry`` is complete: answer detaches, replay attaches."""
-    entry.settling = False
-    for correlation_id in entry.detach_replies:
+    settled = entry.finish_settling()
+    for correlation_id in settled.detach_replies:
         m.answer_detach(correlation_id)
-    entry.detach_replies.clear()
-    deferred, entry.deferred = entry.deferred, []
-    for request in deferred:
+    for request in settled.deferred:
         if isinstance(request, PendingAttach):  # a consumer to ask the stream for again
             m.ask_stream(request)
         else:

@@ -32,8 +32,8 @@ import pyaeron
 from messages.events import COUNTER_PUBLISH_FAILED, COUNTER_PUBLISH_RETRIES
 
 if TYPE_CHECKING:
-    from actors.gateway_counters import Counters
-    from actors.rate_limited_log import RateLimitedLog
+    from actors.runtime.counters import Counters
+    from actors.runtime.rate_limited_log import RateLimitedLog
     from messages.sbe import SbeMessage
 
 _log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
-from actors.ids import NODE_ID_NULL
+from actors.driver.ids import NODE_ID_NULL
 from messages.control import HugepagesPolicy, PublishMode, ResponseCode, Role
 
 if TYPE_CHECKING:
@@ -56,18 +56,8 @@ class StreamView(Protocol):
     def hugepages(self) -> bool: ...
     @property
     def producer_busy(self) -> bool:
-        """An active, pending or still-settling producer lease holds the stream."""
+        """An active or still-settling producer lease holds the stream."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class StreamFacts:
-    """A plain ``StreamView`` (tests, snapshots)."""
-
-    profile_name: str
-    epoch: int
-    hugepages: bool
-    producer_busy: bool
 
 
 class DynamicIds(Protocol):
@@ -88,8 +78,8 @@ class AttachContext:
     """A read-only view of the driver's state at the time of the request."""
 
     config: DriverConfig
-    draining: bool
     clients_in_use: Container[int]  # active and pending attaches
+    producer_pending: Container[int] = frozenset()  # stream ids with a producer attach pending
     streams: Mapping[int, StreamView]
     dynamic_ids: DynamicIds
     node_ids: NodeIds
@@ -110,7 +100,6 @@ class AttachPlan:
     role: Role
     profile: str
     create_dynamic: bool  # register a new dynamic stream with ``profile``
-    hugepages: bool  # flag of the stream's regions
     desired_node_id: int | None
 
 
@@ -175,9 +164,10 @@ def _lookup_stream(
 def _check_request(  # noqa: PLR0911 - one return per check of the spec table
     req: ShmAttachRequest, ctx: AttachContext
 ) -> Reject | tuple[Role, PublishMode, HugepagesPolicy]:
-    """Checks 0-6: the request itself and the driver's state, before any stream lookup."""
-    if ctx.draining:
-        return Reject(ResponseCode.REJECTED, TEXT_DRAINING)
+    """Checks 1-6: the request itself and the driver's state, before any stream lookup.
+
+    Check 0 (draining) is the Draining state's own attach row (``machine.py``).
+    """
     if req.role not in (Role.PRODUCER, Role.CONSUMER):
         return Reject(ResponseCode.INVALID_PARAMS, TEXT_INVALID_ROLE)
     role = Role(req.role)
@@ -217,9 +207,11 @@ def decide_attach(  # noqa: PLR0911 - one return per check of the spec table
     if not profile.payload_pools:
         return Reject(ResponseCode.INVALID_PARAMS, TEXT_NO_POOLS)
     stream = None if create else ctx.streams[stream_id]
-    if role == Role.PRODUCER and stream is not None and stream.producer_busy:
+    if role == Role.PRODUCER and stream is not None and (
+        stream.producer_busy or stream_id in ctx.producer_pending
+    ):
         return Reject(ResponseCode.REJECTED, TEXT_PRODUCER_ATTACHED)
-    hugepages = decide_hugepages(
+    hugepages = decide_hugepages(  # the stream's regions follow its profile: a check only
         policy, ctx.config.shm.require_hugepages, ctx.hugepages_capable, stream
     )
     if isinstance(hugepages, Reject):
@@ -234,6 +226,5 @@ def decide_attach(  # noqa: PLR0911 - one return per check of the spec table
         role=role,
         profile=profile_name,
         create_dynamic=create,
-        hugepages=hugepages,
         desired_node_id=desired,
     )

@@ -1,21 +1,20 @@
-"""Driver HSM handler of ``ChildFailed``: the supervision policy of ``actors/supervision.py``."""
+"""Driver HSM handler of ``ChildFailed``: the policy of ``supervision.py``."""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
 
-from actors.commands import Reprovision
-from actors.driver_attach import fail_pending
-from actors.driver_effects import SpawnStream, TellStream
-from actors.hsm import HANDLED, Outcome
-from actors.supervision import CHILD_LEASE, CHILD_STREAM
-from messages.control import LeaseRevokeReason, ShutdownReason
-from messages.events import COUNTER_CHILD_FAILED, EVENT_CHILD_FAILED, ShutdownRequested
+from actors.driver.attach import fail_pending
+from actors.driver.commands import ChildKind, IntensityExceeded, Reprovision
+from actors.driver.effects import SpawnStream, TellStream
+from actors.runtime.hsm import HANDLED, Outcome
+from messages.control import LeaseRevokeReason
+from messages.events import COUNTER_CHILD_FAILED, EVENT_CHILD_FAILED
 
 if TYPE_CHECKING:
-    from actors.commands import ChildFailed
-    from actors.driver_model import DriverModel, StreamEntry
+    from actors.driver.commands import ChildFailed
+    from actors.driver.model import DriverModel, StreamEntry
 
 logger = logging.getLogger(__name__)
 
@@ -25,18 +24,16 @@ def on_child_failed(m: DriverModel, ev: ChildFailed) -> Outcome:
     m.count(COUNTER_CHILD_FAILED)
     m.count(f"{COUNTER_CHILD_FAILED}.{ev.kind}")
     m.event(EVENT_CHILD_FAILED, kind=ev.kind, key=ev.key, detail=ev.detail)
-    if ev.kind == CHILD_LEASE:
+    if ev.kind == ChildKind.LEASE:
         _lease_failed(m, ev.key)
-    elif ev.kind == CHILD_STREAM:
+    elif ev.kind == ChildKind.STREAM:
         _stream_failed(m, ev.key, ev.detail)
-    if m.intensity.record(m.now_ns) and not m.draining and not m.stopped:
+    if m.intensity.record(m.now_ns):  # Running shuts down; Draining ignores it
         window_s = m.intensity.window_ns / 1e9
         m.post(
-            ShutdownRequested(
-                ShutdownReason.ERROR,
+            IntensityExceeded(
                 f"{len(m.intensity)} child failures in {window_s:g} s; last: {ev.kind} "
-                f"{ev.key}: {ev.detail}",
-                skip_drain=True,
+                f"{ev.key}: {ev.detail}"
             )
         )
     return HANDLED
@@ -53,10 +50,8 @@ def _stream_failed(m: DriverModel, stream_id: int, detail: str) -> None:
     entry = m.streams.get(stream_id)
     if entry is None:
         return
-    for lease_id in sorted(entry.pending):
-        attach = m.pending.get(lease_id)
-        if attach is not None:
-            fail_pending(m, attach, f"stream actor failed: {detail}")
+    for attach in m.pending.of_stream(stream_id):
+        fail_pending(m, attach, f"stream actor failed: {detail}")
     if stream_id not in m.streams:
         return  # a dynamic stream that never got an epoch: forgotten by fail_pending
     m.emit(SpawnStream(stream_id=stream_id, profile=entry.profile, info=entry.info))
@@ -71,7 +66,7 @@ def _restart_chain(m: DriverModel, entry: StreamEntry) -> None:
             m.end_leases((record,), LeaseRevokeReason.REVOKED)  # tells it ProducerLeaseLost
             return
     if entry.info is not None or entry.settling:
-        entry.settling = True
+        entry.start_settling()
         m.emit(
             TellStream(
                 entry.stream_id,

@@ -9,9 +9,10 @@ the same answer for every periodic hello.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Final
 
-from actors.stream_ids import RangeAllocator
+from actors.driver.stream_ids import RangeAllocator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -41,19 +42,19 @@ class HelloAnswer:
     control_channel: str
 
 
-class HelloVerdict:
+class HelloVerdict(Enum):
     """How a hello is classified before any lease lookup (§12 steps 2-3)."""
 
-    NOTHING: Final = "nothing"
-    INVALID: Final = "invalid"
-    REQUEST: Final = "request"
+    NOTHING = "nothing"
+    INVALID = "invalid"
+    REQUEST = "request"
 
 
 def _has_id(stream_id: int | None) -> bool:
     return stream_id is not None and stream_id not in (0, _U32_NULL)
 
 
-def classify(req: HelloRequest) -> str:
+def classify(req: HelloRequest) -> HelloVerdict:
     """``nothing`` (ignore), ``invalid`` (answer all-declined) or ``request``."""
     invalid = (req.descriptor_channel and not _has_id(req.descriptor_stream_id)) or (
         req.control_channel and not _has_id(req.control_stream_id)

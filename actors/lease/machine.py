@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from actors.commands import EndLease, GrantLease
-from actors.hsm import HANDLED, HsmModel, Machine, Outcome, State, Transition
+from actors.driver.commands import EndLease, GrantLease
+from actors.runtime.hsm import HANDLED, HsmModel, Machine, Outcome, State, Transition
 from messages.control import LeaseRevokeReason, Role, ShmLeaseRevoked
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ _TERMINAL: Final = {
 class LeaseModel(HsmModel):
     """The lease's identity and what the machine has seen."""
 
-    __slots__ = ("client_id", "ended_ns", "expiry_ns", "lease_id", "reason", "role", "stream_id")
+    __slots__ = ("client_id", "ended_ns", "lease_id", "reason", "role", "stream_id")
 
     def __init__(self, *, lease_id: int, stream_id: int, client_id: int, role: Role) -> None:
         super().__init__()
@@ -42,7 +42,6 @@ class LeaseModel(HsmModel):
         self.stream_id = stream_id
         self.client_id = client_id
         self.role = role
-        self.expiry_ns = 0
         self.ended_ns = 0
         self.reason: LeaseRevokeReason | None = None
 
@@ -75,8 +74,7 @@ def _ended(reason: LeaseRevokeReason) -> Callable[[LeaseModel], None]:
     return entry
 
 
-def _on_grant(m: LeaseModel, ev: GrantLease) -> Outcome:
-    m.expiry_ns = ev.expiry_ns
+def _on_grant(_m: LeaseModel, _ev: GrantLease) -> Outcome:
     return Transition("Active")
 
 

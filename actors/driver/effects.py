@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, cast, get_args
 
 if TYPE_CHECKING:
-    from actors.commands import EndLease, EpochInfo, GrantLease
-    from actors.stream_machine import ProvisionCause
+    from actors.driver.commands import DiscardEpoch, EndLease, EpochInfo, GrantLease
+    from actors.stream.machine import ProvisionCause
     from messages.control import Role
     from messages.events import DriverEvent
     from messages.sbe import SbeMessage
@@ -38,7 +38,7 @@ class Emit:
 @dataclass(frozen=True, slots=True)
 class TellStream:
     stream_id: int
-    command: ProvisionCause
+    command: ProvisionCause | DiscardEpoch
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,3 +102,27 @@ class EnterStopped:
     """ShmDriverShutdown is out: clean up (optionally), then signal that the driver stopped."""
 
     cleanup_shm: bool
+
+
+type DriverEffect = (
+    Send
+    | SendAll
+    | Emit
+    | TellStream
+    | SpawnStream
+    | ForgetStream
+    | StartLease
+    | EndLeaseActors
+    | ArmLeaseCheck
+    | WantIntake
+    | ArmShutdown
+    | EnterStopped
+)
+_DRIVER_EFFECTS: Final = get_args(DriverEffect.__value__)
+
+
+def driver_effect(effect: object) -> DriverEffect:
+    """An effect of the Driver HSM, typed; anything else is a bug, never silently dropped."""
+    if isinstance(effect, _DRIVER_EFFECTS):
+        return cast("DriverEffect", effect)
+    raise TypeError(f"unknown driver effect {effect!r}")

@@ -27,7 +27,7 @@ from messages.events import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from actors.clock import Clock, TimerHandle
+    from actors.runtime.clock import Clock, TimerHandle
 
 __all__ = ["DeadlineTimer", "PeriodicTimer", "TimerActor"]
 

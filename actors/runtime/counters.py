@@ -1,7 +1,9 @@
-"""Thread-safe counters for the control gateway.
+"""Named monotonic counters: the one implementation the gateway, the driver and the admin
+plane count with.
 
-The gateway's poll thread increments counters; the admin plane snapshots them from its own
-thread, so a lock guards the dict.
+Each is incremented on its owner's thread and snapshotted from others (the admin plane reads
+the gateway's from its own thread), so a lock guards the dict; uncontended, it costs less
+than the dict update beside it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ class Counters:
         """Add ``amount`` to ``name`` (created at zero)."""
         with self._lock:
             self._values[name] = self._values.get(name, 0) + amount
+
+    def __getitem__(self, name: str) -> int:
+        return self.get(name)
 
     def get(self, name: str) -> int:
         """The current value of ``name`` (0 if never incremented)."""

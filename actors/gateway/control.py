@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
-import struct
 import threading
 import time
 from collections import deque
@@ -27,11 +26,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyaeron
 
 import messages
-from actors.dispatcher import HostedDispatcher
-from actors.gateway_counters import Counters
-from actors.gateway_outbox import PublicationQueue
-from actors.intake import IntakeHorizon
-from actors.rate_limited_log import RateLimitedLog
+from actors.gateway.outbox import PublicationQueue
+from actors.runtime.counters import Counters
+from actors.runtime.dispatcher import HostedDispatcher
+from actors.runtime.intake import IntakeHorizon
+from actors.runtime.rate_limited_log import RateLimitedLog
+from messages.control import (
+    ShmAttachRequest,
+    ShmDetachRequest,
+    ShmDriverShutdownRequest,
+    ShmLeaseKeepalive,
+)
 from messages.events import (
     COUNTER_DECODE_ERRORS,
     COUNTER_HANDLER_ERRORS,
@@ -40,6 +45,8 @@ from messages.events import (
     AttachVersionUnsupported,
     IntakeCaughtUp,
 )
+from messages.sbe import HEADER
+from messages.wire import ConsumerHello
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -48,14 +55,18 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct("<HHHH")  # blockLength, templateId, schemaId, version
-DRIVER_SCHEMA = 901
-WIRE_SCHEMA = 900
 # (schemaId, templateId) of what the driver acts on (sbe.md §7, driver-behaviour.md §2).
 HANDLED: frozenset[tuple[int, int]] = frozenset(
-    {(DRIVER_SCHEMA, t) for t in (1, 3, 5, 8)} | {(WIRE_SCHEMA, 2)}
+    (cls.SCHEMA_ID, cls.TEMPLATE_ID)
+    for cls in (
+        ShmAttachRequest,
+        ShmDetachRequest,
+        ShmLeaseKeepalive,
+        ShmDriverShutdownRequest,
+        ConsumerHello,
+    )
 )
-ATTACH_REQUEST = (DRIVER_SCHEMA, 1)
+ATTACH_REQUEST = (ShmAttachRequest.SCHEMA_ID, ShmAttachRequest.TEMPLATE_ID)
 
 COUNTER_RECEIVED = "gateway.received"  # + "." + message class name
 COUNTER_AERON_ERRORS = "gateway.aeron_errors"
@@ -76,7 +87,7 @@ WARM_WINDOW_NS = 50_000_000
 DEFAULT_MAX_PARK_NS = 1_000_000
 DEFAULT_DRIVER_TIMEOUT_MS = 2_500
 # An announce (soft state) that could not be offered for this long is dropped: the next one
-# supersedes it. Control messages are never dropped (gateway_outbox.py).
+# supersedes it. Control messages are never dropped (outbox.py).
 DEFAULT_SOFT_DEADLINE_NS = 1_000_000_000
 # Requests the DriverActor may have waiting before the gateway stops reading the control
 # stream. The driver absorbs ~50,000 keepalives/s (bench/attach.py), so the mailbox adds at most
@@ -407,7 +418,7 @@ class ControlGateway:
 
         A poll that returns fewer fragments than it may has reached the end of the log, so
         everything published before it started has been told to the target: the intake
-        horizon moves to that start (``actors/intake.py``), and if the driver is waiting for
+        horizon moves to that start (``actors/runtime/intake.py``), and if the driver is waiting for
         it, ``IntakeCaughtUp`` follows what was told.
         """
         started_ns = time.monotonic_ns()
@@ -479,8 +490,8 @@ class ControlGateway:
             self._rate_log.log(logging.ERROR, "handler", "control fragment handler failed: %r", exc)
 
     def _dispatch(self, data: bytes) -> None:
-        if len(data) >= _HEADER.size:
-            _, template_id, schema_id, _ = _HEADER.unpack_from(data)
+        if len(data) >= HEADER.size:
+            _, template_id, schema_id, _ = HEADER.unpack_from(data)
             if (schema_id, template_id) not in HANDLED:
                 self._counters.inc(COUNTER_IGNORED)
                 return

@@ -8,6 +8,7 @@ and reports past tense.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -65,6 +66,13 @@ class Reprovision:
 
     now_ns: int
     referenced_epochs: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class DiscardEpoch:
+    """The driver stopped before announcing ``epoch``: remove it (nobody will use it)."""
+
+    epoch: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +136,9 @@ class EpochProvisionFailed:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GrantLease:
-    """The attach succeeded: UNATTACHED -> ACTIVE."""
+    """The attach succeeded: UNATTACHED -> ACTIVE (the deadline is the driver's lease table's)."""
 
     now_ns: int
-    expiry_ns: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,14 +153,34 @@ class EndLease:
 # Supervision and wiring
 
 
+class ChildKind(StrEnum):
+    """The two kinds of child the driver supervises (the value names them in events)."""
+
+    LEASE = "lease"
+    STREAM = "stream"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChildFailed:
     """A child's handler raised; ``key`` is the lease id or stream id, ``urn`` the actor."""
 
-    kind: str
+    kind: ChildKind
     key: int
     urn: str
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class IntensityExceeded:
+    """Too many child failures in the window (``supervision.py``): shut down, ERROR."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopChildren:
+    """Shutdown, asked by ``DriverSystem.stop`` before it stops the driver: close the link,
+    stop every child and wait for them, so the children are gone before their parent."""
 
 
 @dataclass(frozen=True, slots=True)

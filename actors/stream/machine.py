@@ -1,4 +1,4 @@
-"""The Stream HSM: ``Unclaimed -> Ready -> ProducerAttached``.
+"""The Stream HSM: ``Unclaimed -> Provisioned``, the provisioning side of one stream.
 
 The machine decides *whether* a command needs a fresh epoch and what to answer; the
 StreamActor performs the provisioning it asks for (``Provision``) and feeds the outcome back
@@ -9,6 +9,10 @@ driver and the next state. Rules (driver-behaviour.md §3 step 1, §6; A-6):
 * a consumer attach provisions only while the stream is Unclaimed (epoch 0);
 * losing the producer (detach, expiry, revoke) and a supervised restart provision a new epoch;
 * a failed provisioning leaves the previous epoch and URIs untouched.
+
+Who the producer is, and the stream's lifecycle around a producer change (settling, deferred
+requests, detach replies), is the driver's (``actors/driver/model.py``, ``StreamEntry``):
+one owner, so this machine keeps no copy of it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from actors.commands import (
+from actors.driver.commands import (
     ConsumerAttach,
     EpochInfo,
     EpochProvisioned,
@@ -27,8 +31,7 @@ from actors.commands import (
     Reprovision,
     StreamReady,
 )
-from actors.hsm import HANDLED, HsmModel, Machine, Outcome, State, Transition
-from messages.control import Role
+from actors.runtime.hsm import HANDLED, HsmModel, Machine, Outcome, State, Transition
 
 type ProvisionCause = ProducerAttach | ConsumerAttach | ProducerLeaseLost | Reprovision
 type StreamReply = StreamReady | ProvisionFailed | EpochProvisioned | EpochProvisionFailed
@@ -51,6 +54,16 @@ class Reply:
     """Effect: tell the driver ``message``."""
 
     message: StreamReply
+
+
+type StreamEffect = Provision | Reply
+
+
+def stream_effect(effect: object) -> StreamEffect:
+    """An effect of this machine, typed; anything else is a bug, never silently dropped."""
+    if isinstance(effect, Provision | Reply):
+        return effect
+    raise TypeError(f"unknown Stream HSM effect {effect!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +90,13 @@ class Restored:
 class StreamModel(HsmModel):
     """One stream's provisioned state as its StreamActor holds it."""
 
-    __slots__ = ("info", "producer_lease_id", "profile", "stream_id")
+    __slots__ = ("info", "profile", "stream_id")
 
     def __init__(self, *, stream_id: int, profile: Profile, info: EpochInfo | None = None) -> None:
         super().__init__()
         self.stream_id = stream_id
         self.profile = profile
         self.info = info
-        self.producer_lease_id: int | None = None
 
     @property
     def epoch(self) -> int:
@@ -97,7 +109,7 @@ def _provision(m: StreamModel, ev: ProvisionCause) -> Outcome:
 
 
 def _serve_consumer(m: StreamModel, ev: ConsumerAttach) -> Outcome:
-    assert m.info is not None  # only handled in provisioned states
+    assert m.info is not None  # only handled in Provisioned
     m.emit(Reply(StreamReady(stream_id=m.stream_id, info=m.info, attach=ev.attach, bumped=False)))
     return HANDLED
 
@@ -111,13 +123,9 @@ def _on_provisioned(m: StreamModel, ev: Provisioned) -> Outcome:
                 StreamReady(stream_id=m.stream_id, info=ev.info, attach=cause.attach, bumped=True)
             )
         )
-        if cause.attach.role == Role.PRODUCER:
-            m.producer_lease_id = cause.attach.lease_id
     else:
-        if isinstance(cause, Reprovision) or cause.lease_id == m.producer_lease_id:
-            m.producer_lease_id = None
         m.emit(Reply(EpochProvisioned(stream_id=m.stream_id, info=ev.info)))
-    return Transition("ProducerAttached" if m.producer_lease_id is not None else "Ready")
+    return Transition("Provisioned")
 
 
 def _on_failed(m: StreamModel, ev: ProvisioningFailed) -> Outcome:
@@ -125,16 +133,12 @@ def _on_failed(m: StreamModel, ev: ProvisioningFailed) -> Outcome:
     if isinstance(cause, ProducerAttach | ConsumerAttach):
         m.emit(Reply(ProvisionFailed(stream_id=m.stream_id, detail=ev.detail, attach=cause.attach)))
         return HANDLED
-    if isinstance(cause, Reprovision) or cause.lease_id == m.producer_lease_id:
-        m.producer_lease_id = None
     m.emit(Reply(EpochProvisionFailed(stream_id=m.stream_id, detail=ev.detail)))
-    if m.info is None:
-        return Transition("Unclaimed")
-    return Transition("ProducerAttached" if m.producer_lease_id is not None else "Ready")
+    return HANDLED
 
 
 def _restored(_m: StreamModel, _ev: Restored) -> Outcome:
-    return Transition("Ready")
+    return Transition("Provisioned")
 
 
 STREAM_MACHINE: Final = Machine[StreamModel](
@@ -142,13 +146,12 @@ STREAM_MACHINE: Final = Machine[StreamModel](
     states={
         "Stream": State(initial="Unclaimed"),
         "Unclaimed": State(parent="Stream"),
-        "Ready": State(parent="Stream"),
-        "ProducerAttached": State(parent="Stream"),
+        "Provisioned": State(parent="Stream"),
     },
     handlers={
         ("Stream", ProducerAttach): _provision,
         ("Unclaimed", ConsumerAttach): _provision,
-        ("Stream", ConsumerAttach): _serve_consumer,
+        ("Provisioned", ConsumerAttach): _serve_consumer,
         ("Stream", ProducerLeaseLost): _provision,
         ("Stream", Reprovision): _provision,
         ("Stream", Provisioned): _on_provisioned,

@@ -1,9 +1,9 @@
 """The DriverActor: hosts the Driver HSM, performs its effects, supervises the children.
 
-All decisions are in the HSM (``driver_machine`` and its handler modules); this class is the
+All decisions are in the HSM (``machine.py`` and its handler modules); this class is the
 shell that reads the clock, starts and tells children, and writes to the outbox and the
 event sink. ``on_receive`` never lets an exception out: a bug in handling one message is
-logged and counted and the driver carries on (``actors/supervision.py``).
+logged and counted and the driver carries on (``actors/driver/supervision.py``).
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 import pykka
 
-from actors.commands import ChildFailed, CleanupEpoch, UseTimer
-from actors.dispatcher import PooledActor
-from actors.driver_effects import (
+from actors.driver.commands import ChildFailed, ChildKind, CleanupEpoch, StopChildren, UseTimer
+from actors.driver.effects import (
     ArmLeaseCheck,
     ArmShutdown,
     Emit,
@@ -30,13 +29,15 @@ from actors.driver_effects import (
     StartLease,
     TellStream,
     WantIntake,
+    driver_effect,
 )
-from actors.driver_machine import DriverStarted, new_driver_hsm
-from actors.driver_model import DriverModel
-from actors.lease import LeaseActor
-from actors.stream import StreamActor
-from actors.supervision import CHILD_LEASE, RestartIntensity
-from actors.timer import DeadlineTimer
+from actors.driver.machine import DriverStarted, new_driver_hsm
+from actors.driver.model import DriverModel
+from actors.driver.supervision import RestartIntensity, SupervisorLink
+from actors.lease.actor import LeaseActor
+from actors.runtime.dispatcher import PooledActor
+from actors.runtime.timer import DeadlineTimer
+from actors.stream.actor import StreamActor
 from messages.control import Role
 from messages.events import (
     ArmShutdownTimer,
@@ -50,9 +51,9 @@ from messages.events import (
 )
 
 if TYPE_CHECKING:
-    from actors.clock import Clock
-    from actors.intake import IntakeHorizon
-    from actors.stream import Provisioner
+    from actors.runtime.clock import Clock
+    from actors.runtime.intake import IntakeHorizon
+    from actors.stream.actor import Provisioner
     from messages.events import EventSink, Outbox
     from tensorpool_config.model import DriverConfig
 
@@ -86,8 +87,12 @@ class DriverActor(PooledActor):
         stopped: threading.Event | None = None,
         lease_id_seed: int | None = None,
         intensity: RestartIntensity | None = None,
+        link: SupervisorLink | None = None,
     ) -> None:
         super().__init__()
+        # The children's way back here; closed before this actor stops (supervision.py).
+        self.link = link or SupervisorLink()
+        self.link.bind(self.actor_ref)
         self._config = config
         self._outbox = outbox
         self._clock = clock
@@ -123,16 +128,22 @@ class DriverActor(PooledActor):
         self._perform(self._hsm.dispatch(DriverStarted()))
 
     def on_stop(self) -> None:
+        self._stop_children()  # a no-op after StopChildren (DriverSystem.stop)
+
+    def _stop_children(self) -> None:
+        """Close the link (a child's later reply is dropped, never told to a stopped actor),
+        then stop every child and wait: each finishes the message in hand first."""
+        self.link.close()
         if self._lease_check is not None:
             self._lease_check.cancel()
         futures = [ref.stop(block=False) for ref in self._leases.values()]
         futures += [ref.stop(block=False) for ref in self._streams.values()]
+        self._leases.clear()
+        self._streams.clear()
         try:
             pykka.get_all(futures, timeout=_STOP_TIMEOUT_S)
         except pykka.Timeout:
             logger.warning("driver stop: some children did not stop in %s s", _STOP_TIMEOUT_S)
-        self._leases.clear()
-        self._streams.clear()
 
     def on_receive(self, message: Any) -> Any:
         try:
@@ -157,6 +168,9 @@ class DriverActor(PooledActor):
         if isinstance(message, UseTimer):
             self._timer = message.timer
             return None
+        if isinstance(message, StopChildren):
+            self._stop_children()
+            return None
         if isinstance(message, ChildFailed) and not self._current_child(message):
             self._model.count(COUNTER_STALE_CHILD)
             return None
@@ -175,11 +189,11 @@ class DriverActor(PooledActor):
             self._model.observe_intake(read_ns)
 
     def _current_child(self, failed: ChildFailed) -> bool:
-        children = self._leases if failed.kind == CHILD_LEASE else self._streams
+        children = self._leases if failed.kind == ChildKind.LEASE else self._streams
         ref = children.get(failed.key)
         if ref is None or ref.actor_urn != failed.urn:
             return False
-        if failed.kind == CHILD_LEASE:
+        if failed.kind == ChildKind.LEASE:
             del children[failed.key]
         return True
 
@@ -194,6 +208,7 @@ class DriverActor(PooledActor):
                 self._model.count(COUNTER_DRIVER_ERRORS)
 
     def _perform_one(self, effect: object) -> None:  # noqa: C901, PLR0912 - one case per effect
+        effect = driver_effect(effect)
         match effect:
             case Send(message):
                 self._outbox.send(message)
@@ -223,7 +238,7 @@ class DriverActor(PooledActor):
                     ref.stop(block=False)
             case StartLease():
                 ref = self._lease_class.start(
-                    driver=self.actor_ref,
+                    supervisor=self.link,
                     lease_id=effect.lease_id,
                     stream_id=effect.stream_id,
                     client_id=effect.client_id,
@@ -240,7 +255,7 @@ class DriverActor(PooledActor):
             case EnterStopped(cleanup_shm):
                 self._enter_stopped(cleanup_shm=cleanup_shm)
             case _:
-                raise TypeError(f"unknown driver effect {effect!r}")
+                assert_never(effect)
 
     def _tell(self, ref: pykka.ActorRef[Any] | None, command: object) -> None:
         if ref is None:
@@ -256,7 +271,7 @@ class DriverActor(PooledActor):
         self, stream_id: int, profile: Any, info: Any, *, gc_on_start: bool = False
     ) -> None:
         self._streams[stream_id] = StreamActor.start(
-            driver=self.actor_ref,
+            supervisor=self.link,
             config=self._config,
             stream_id=stream_id,
             profile=profile,
@@ -267,6 +282,9 @@ class DriverActor(PooledActor):
         )
 
     def _enter_stopped(self, *, cleanup_shm: bool) -> None:
+        # ShmDriverShutdown is out: nothing a child provisions from here on is announced.
+        # Replies already in the mailbox reach the Stopped state, which discards their epochs.
+        self.link.close()
         if cleanup_shm:
             futures = [ref.ask(CleanupEpoch(), block=False) for ref in self._streams.values()]
             try:
@@ -320,5 +338,5 @@ class DriverActor(PooledActor):
             now_ns=self._clock.now_ns(),
             streams=streams,
             leases=leases,
-            counters=m.counters_snapshot(),
+            counters=m.counters.snapshot(),
         )

@@ -1,8 +1,9 @@
 """The Driver HSM: ``Init -> Running{Serving, Draining} -> Stopped``.
 
 ``Running`` serves every request; ``Draining`` (a child of Running) differs only in that
-attaches are refused (the draining flag is the first attach check) and a second shutdown
-request is ignored; keepalives, detaches, expiry and hellos keep working (A-35). Entering
+attaches are refused (its own attach row: check 0 of §3), a second shutdown request is
+ignored and so is the restart-intensity escalation; keepalives, detaches, expiry and
+hellos keep working (A-35). Entering
 Draining announces every provisioned stream once and arms the shutdown timer; the timer
 publishes ``ShmDriverShutdown`` and enters Stopped, where everything is ignored
 (driver-behaviour.md §10). No per-lease revokes are sent at shutdown.
@@ -15,23 +16,26 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
-from actors.commands import (
-    ChildFailed,
-    EpochProvisioned,
-    EpochProvisionFailed,
-    ProvisionFailed,
-    StreamReady,
-)
-from actors.consumer_streams import DECLINED, HelloRequest, HelloVerdict, classify
-from actors.driver_attach import (
+from actors.driver.attach import (
     on_attach,
+    on_attach_draining,
     on_provision_failed,
     on_stream_ready,
     on_version_unsupported,
 )
-from actors.driver_children import on_child_failed
-from actors.driver_effects import ArmShutdown, EnterStopped
-from actors.driver_leases import (
+from actors.driver.children import on_child_failed
+from actors.driver.commands import (
+    ChildFailed,
+    DiscardEpoch,
+    EpochProvisioned,
+    EpochProvisionFailed,
+    IntensityExceeded,
+    ProvisionFailed,
+    StreamReady,
+)
+from actors.driver.consumer_streams import DECLINED, HelloRequest, HelloVerdict, classify
+from actors.driver.effects import ArmShutdown, EnterStopped, TellStream
+from actors.driver.leases import (
     on_detach,
     on_epoch_provision_failed,
     on_epoch_provisioned,
@@ -39,8 +43,8 @@ from actors.driver_leases import (
     on_keepalive,
     on_lease_check,
 )
-from actors.driver_model import NS_PER_MS, DriverModel
-from actors.hsm import HANDLED, Hsm, Machine, Outcome, State, Transition
+from actors.driver.model import NS_PER_MS, DriverModel
+from actors.runtime.hsm import HANDLED, Hsm, Machine, Outcome, State, Transition
 from messages.control import (
     Role,
     ShmAttachRequest,
@@ -48,6 +52,7 @@ from messages.control import (
     ShmDriverShutdown,
     ShmDriverShutdownRequest,
     ShmLeaseKeepalive,
+    ShutdownReason,
 )
 from messages.events import (
     COUNTER_HELLO_ANSWERED,
@@ -144,6 +149,13 @@ def _on_shutdown_requested(m: DriverModel, ev: ShutdownRequested) -> Outcome:
     return Transition("Draining")
 
 
+def _on_intensity_exceeded(m: DriverModel, ev: IntensityExceeded) -> Outcome:
+    """Supervision escalates (``supervision.py``): a clean shutdown, ERROR, no drain."""
+    return _on_shutdown_requested(
+        m, ShutdownRequested(ShutdownReason.ERROR, ev.message, skip_drain=True)
+    )
+
+
 def _ignore(_m: DriverModel, _ev: object) -> Outcome:
     return HANDLED
 
@@ -156,7 +168,6 @@ def _draining_shutdown_requested(m: DriverModel, ev: ShutdownRequested) -> Outco
 
 
 def _enter_draining(m: DriverModel) -> None:
-    m.draining = True
     m.event(EVENT_DRAINING, reason=m.shutdown_reason.name, error_message=m.shutdown_message)
     for entry in m.announceable_streams():
         m.announce(entry, report=False)
@@ -172,7 +183,6 @@ def _on_shutdown_timer(m: DriverModel, ev: ShutdownTimerFired) -> Outcome:
 
 
 def _enter_stopped(m: DriverModel) -> None:
-    m.stopped = True
     m.send(
         ShmDriverShutdown(
             timestamp_ns=m.now_ns, reason=m.shutdown_reason, error_message=m.shutdown_message
@@ -180,6 +190,13 @@ def _enter_stopped(m: DriverModel) -> None:
     )
     m.event(EVENT_SHUTDOWN, reason=m.shutdown_reason.name, error_message=m.shutdown_message)
     m.emit(EnterStopped(cleanup_shm=m.config.policies.cleanup_shm_on_exit))
+
+
+def _discard_unannounced(m: DriverModel, ev: StreamReady | EpochProvisioned) -> Outcome:
+    """A reply sent before the driver stopped: its new epoch will never be announced."""
+    if isinstance(ev, EpochProvisioned) or ev.bumped:
+        m.emit(TellStream(ev.stream_id, DiscardEpoch(ev.info.epoch)))
+    return HANDLED
 
 
 DRIVER_MACHINE: Final = Machine[DriverModel](
@@ -209,10 +226,15 @@ DRIVER_MACHINE: Final = Machine[DriverModel](
         ("Running", ConsumerHello): on_hello,
         ("Running", ShmDriverShutdownRequest): _on_shutdown_request,
         ("Running", ShutdownRequested): _on_shutdown_requested,
+        ("Running", IntensityExceeded): _on_intensity_exceeded,
         ("Running", ShutdownTimerFired): _ignore,
+        ("Draining", ShmAttachRequest): on_attach_draining,
         ("Draining", ShmDriverShutdownRequest): _ignore,
+        ("Draining", IntensityExceeded): _ignore,
         ("Draining", ShutdownRequested): _draining_shutdown_requested,
         ("Draining", ShutdownTimerFired): _on_shutdown_timer,
+        ("Stopped", StreamReady): _discard_unannounced,
+        ("Stopped", EpochProvisioned): _discard_unannounced,
         ("Stopped", object): _ignore,
     },
 )

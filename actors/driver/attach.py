@@ -1,19 +1,23 @@
-"""Driver HSM handlers of the attach path (driver-behaviour.md §3, §4; A-5, A-6, A-7).
+"""The attach path of the driver, top to bottom (driver-behaviour.md §3, §4; A-5, A-6, A-7).
 
-``on_attach`` runs the pure checks, then reserves the lease id and node id. A consumer of a
+``on_attach``: hold the request behind a pending attach that must be answered first, or
+defer it while the stream's epoch bump is in flight; run the pure checks
+(``attach_policy.decide_attach``); reserve the node id and lease id. A consumer of a
 provisioned stream with nothing in flight is granted at once from the driver's mirror of the
-stream (one thread hop from the gateway and back, no StreamActor round trip); otherwise the
-attach is recorded as pending and the stream is asked for an epoch, and ``on_stream_ready``
-grants it. A grant sends the OK response, then the announce, then starts the LeaseActor.
-``on_provision_failed`` answers INTERNAL_ERROR and releases everything the attach had reserved.
+stream (no StreamActor round trip); otherwise the attach is pending and the stream is asked
+for an epoch, and ``on_stream_ready`` grants it. A grant sends the OK response, then the
+announce, then starts the LeaseActor. ``on_provision_failed`` answers INTERNAL_ERROR and
+releases everything the attach had reserved. Rejects are answered here, with the policy's
+texts; the model only holds the state.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
-from actors.attach_policy import (
-    LAYOUT_VERSION,
+from actors.driver.attach_policy import (
+    TEXT_DRAINING,
     TEXT_NODE_ID_ALLOCATION,
     TEXT_PROVISION_PREFIX,
     TEXT_UNSUPPORTED_VERSION,
@@ -22,31 +26,35 @@ from actors.attach_policy import (
     Reject,
     decide_attach,
 )
-from actors.commands import GrantLease, PendingAttach
-from actors.driver_effects import ForgetStream, SpawnStream, StartLease
-from actors.driver_model import HEADER_SLOT_BYTES, StreamEntry
-from actors.hsm import HANDLED, Outcome
-from actors.lease_table import LeaseRecord
+from actors.driver.commands import GrantLease, PendingAttach
+from actors.driver.effects import ForgetStream, SpawnStream, StartLease
+from actors.driver.lease_table import LeaseRecord
+from actors.driver.model import StreamEntry
+from actors.driver.replies import attach_ok
+from actors.runtime.hsm import HANDLED, Outcome
 from messages.control import ResponseCode, Role, ShmAttachRequest, ShmAttachResponse
 from messages.events import (
     COUNTER_ATTACH_OK,
+    COUNTER_ATTACH_REJECTED,
+    COUNTER_ATTACH_REJECTED_REASON,
     COUNTER_EPOCH_BUMPS,
     COUNTER_PROVISION_FAILED,
     EVENT_ATTACH,
+    EVENT_ATTACH_REJECTED,
     EVENT_EPOCH_BUMP,
 )
 
 if TYPE_CHECKING:
-    from actors.commands import EpochInfo, ProvisionFailed, StreamReady
-    from actors.driver_model import DriverModel
+    from actors.driver.commands import EpochInfo, ProvisionFailed, StreamReady
+    from actors.driver.model import DriverModel
     from messages.events import AttachVersionUnsupported
 
 
 def attach_context(m: DriverModel) -> AttachContext:
     return AttachContext(
         config=m.config,
-        draining=m.draining,
         clients_in_use=m.clients_in_use,
+        producer_pending=m.pending.producer_streams,
         streams=m.streams,
         dynamic_ids=m.dynamic_ids,
         node_ids=m.node_ids,
@@ -55,39 +63,27 @@ def attach_context(m: DriverModel) -> AttachContext:
 
 
 def on_attach(m: DriverModel, req: ShmAttachRequest) -> Outcome:
-    if not m.draining:
-        blocking = _pending_in_the_way(m, req)
-        if blocking is not None:
-            # An attach still being provisioned holds this client id, the node id asked for
-            # or the stream's producer slot. A single-threaded driver would have granted it
-            # before reading this request, so this one (often the same request retried) is
-            # answered after that OK, never before it.
-            m.hold_for(blocking, req)
-            return HANDLED
+    blocking = m.pending.blocking(req)
+    if blocking is not None:
+        # An attach still being provisioned holds this client id, the node id asked for
+        # or the stream's producer slot. A single-threaded driver would have granted it
+        # before reading this request, so this one (often the same request retried) is
+        # answered after that OK, never before it.
+        m.pending.hold(blocking, req)
+        return HANDLED
     entry = m.streams.get(req.stream_id)
-    if not m.draining and entry is not None and entry.settling:
+    if entry is not None and entry.settling:
         # The previous producer's epoch bump is in flight: answer once it is done, as a
         # single-threaded driver would have (its bump happens before this request). That holds
         # for consumers too: answered now, they would get the epoch about to be retired.
-        entry.deferred.append(req)
+        entry.defer(req)
         return HANDLED
     decision = decide_attach(req, attach_context(m), m.now_ns)
     if isinstance(decision, Reject):
-        m.reject_attach(req.correlation_id, decision.code, decision.text)
+        reject_attach(m, req.correlation_id, decision.code, decision.text)
         return HANDLED
     _start_attach(m, req, decision)
     return HANDLED
-
-
-def _pending_in_the_way(m: DriverModel, req: ShmAttachRequest) -> int | None:
-    """The lease id of a pending attach whose answer must precede the answer to ``req``."""
-    entry = m.streams.get(req.stream_id)
-    if req.role == Role.PRODUCER and entry is not None and entry.pending_producer is not None:
-        return entry.pending_producer
-    blocking = m.pending_clients.get(req.client_id)
-    if blocking is None and req.desired_node_id is not None:
-        blocking = m.pending_nodes.get(req.desired_node_id)
-    return blocking
 
 
 def _start_attach(m: DriverModel, req: ShmAttachRequest, plan: AttachPlan) -> None:
@@ -97,7 +93,7 @@ def _start_attach(m: DriverModel, req: ShmAttachRequest, plan: AttachPlan) -> No
     else:
         node_id = m.node_ids.allocate(m.now_ns)
     if node_id is None:
-        m.reject_attach(req.correlation_id, ResponseCode.INTERNAL_ERROR, TEXT_NODE_ID_ALLOCATION)
+        reject_attach(m, req.correlation_id, ResponseCode.INTERNAL_ERROR, TEXT_NODE_ID_ALLOCATION)
         return
     lease_id = m.lease_ids.next()
     if plan.create_dynamic:
@@ -119,38 +115,23 @@ def _start_attach(m: DriverModel, req: ShmAttachRequest, plan: AttachPlan) -> No
     if (
         plan.role == Role.CONSUMER
         and entry.info is not None
-        and not entry.pending
+        and not m.pending.any_for(entry.stream_id)
         and not entry.settling
     ):
         # Nothing is in flight to the StreamActor that could change what it would answer
         # (it serves a consumer of a provisioned stream from the same EpochInfo).
         _grant(m, entry, attach, entry.info)
         return
-    m.pending[lease_id] = attach
-    m.pending_clients[req.client_id] = lease_id
-    m.pending_nodes[node_id] = lease_id
-    entry.pending.add(lease_id)
-    if plan.role == Role.PRODUCER:
-        entry.pending_producer = lease_id
+    m.pending.add(attach)
     m.ask_stream(attach)
 
 
 def _release_pending(m: DriverModel, attach: PendingAttach) -> StreamEntry | None:
     """Forget the pending attach; the requests held behind it run after this handler's
     answer to it (``post`` queues them behind the current event)."""
-    m.pending.pop(attach.lease_id, None)
-    if m.pending_clients.get(attach.client_id) == attach.lease_id:
-        del m.pending_clients[attach.client_id]
-    if m.pending_nodes.get(attach.node_id) == attach.lease_id:
-        del m.pending_nodes[attach.node_id]
-    for request in m.held.pop(attach.lease_id, ()):
+    for request in m.pending.release(attach):
         m.post(request)
-    entry = m.streams.get(attach.stream_id)
-    if entry is not None:
-        entry.pending.discard(attach.lease_id)
-        if entry.pending_producer == attach.lease_id:
-            entry.pending_producer = None
-    return entry
+    return m.streams.get(attach.stream_id)
 
 
 def on_stream_ready(m: DriverModel, ev: StreamReady) -> Outcome:
@@ -163,7 +144,7 @@ def on_stream_ready(m: DriverModel, ev: StreamReady) -> Outcome:
         # epoch about to be retired, announced with no producer while the producer's revoke
         # may not be out yet. Ask the stream again once the new epoch is provisioned (the
         # attach keeps its reservations meanwhile).
-        settling.deferred.append(attach)
+        settling.defer(attach)
         return HANDLED
     entry = _release_pending(m, attach)
     assert entry is not None  # a stream with pending attaches is never forgotten
@@ -193,23 +174,7 @@ def _grant(m: DriverModel, entry: StreamEntry, attach: PendingAttach, info: Epoc
     if attach.role == Role.PRODUCER:
         entry.producer_lease_id = attach.lease_id
     m.arm_lease_check()  # before the response: whoever sees it may move the clock
-    m.send(
-        ShmAttachResponse(
-            correlation_id=attach.correlation_id,
-            code=ResponseCode.OK,
-            lease_id=attach.lease_id,
-            lease_expiry_timestamp_ns=expiry_ns,
-            stream_id=attach.stream_id,
-            epoch=info.epoch,
-            layout_version=LAYOUT_VERSION,
-            header_nslots=info.header_nslots,
-            header_slot_bytes=HEADER_SLOT_BYTES,
-            node_id=attach.node_id,
-            payload_pools=info.pools,
-            header_region_uri=info.header_uri,
-            error_message="",
-        )
-    )
+    m.send(attach_ok(attach, info, expiry_ns))
     m.count(COUNTER_ATTACH_OK)
     m.event(
         EVENT_ATTACH,
@@ -227,7 +192,7 @@ def _grant(m: DriverModel, entry: StreamEntry, attach: PendingAttach, info: Epoc
             stream_id=attach.stream_id,
             client_id=attach.client_id,
             role=attach.role,
-            grant=GrantLease(now_ns=m.now_ns, expiry_ns=expiry_ns),
+            grant=GrantLease(now_ns=m.now_ns),
         )
     )
 
@@ -237,14 +202,14 @@ def fail_pending(m: DriverModel, attach: PendingAttach, detail: str) -> None:
     entry = _release_pending(m, attach)
     m.node_ids.unreserve(attach.node_id)
     m.count(COUNTER_PROVISION_FAILED)
-    m.reject_attach(
+    reject_attach(m,
         attach.correlation_id, ResponseCode.INTERNAL_ERROR, TEXT_PROVISION_PREFIX + detail
     )
     if (
         entry is not None
         and entry.dynamic
         and entry.info is None
-        and not entry.pending
+        and not m.pending.any_for(entry.stream_id)
         and not m.leases.of_stream(entry.stream_id)
     ):
         del m.streams[entry.stream_id]
@@ -257,6 +222,24 @@ def on_provision_failed(m: DriverModel, ev: ProvisionFailed) -> Outcome:
     return HANDLED
 
 
-def on_version_unsupported(m: DriverModel, ev: AttachVersionUnsupported) -> Outcome:
-    m.reject_attach(ev.correlation_id, ResponseCode.UNSUPPORTED, TEXT_UNSUPPORTED_VERSION)
+def on_attach_draining(m: DriverModel, req: ShmAttachRequest) -> Outcome:
+    """Check 0 of §3: a draining driver refuses every attach, before any other check."""
+    reject_attach(m, req.correlation_id, ResponseCode.REJECTED, TEXT_DRAINING)
     return HANDLED
+
+
+def on_version_unsupported(m: DriverModel, ev: AttachVersionUnsupported) -> Outcome:
+    reject_attach(m, ev.correlation_id, ResponseCode.UNSUPPORTED, TEXT_UNSUPPORTED_VERSION)
+    return HANDLED
+
+
+def reject_attach(m: DriverModel, correlation_id: int, code: ResponseCode, text: str) -> None:
+    m.send(ShmAttachResponse(correlation_id=correlation_id, code=code, error_message=text))
+    m.count(f"{COUNTER_ATTACH_REJECTED}.{code.name}")
+    # Reasons are the spec's fixed texts, except a provisioning failure's detail (paths,
+    # errno text): counted under its fixed prefix so the set of counters stays bounded.
+    reason = TEXT_PROVISION_PREFIX.rstrip(": ") if text.startswith(TEXT_PROVISION_PREFIX) else text
+    m.count(f"{COUNTER_ATTACH_REJECTED_REASON}.{reason}")
+    kind = f"attach:{code.name}:{reason}"
+    m.log.log(logging.INFO, kind, "attach %d rejected: %s %s", correlation_id, code.name, text)
+    m.event(EVENT_ATTACH_REJECTED, correlation_id=correlation_id, code=code.name, error=text)

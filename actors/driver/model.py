@@ -8,21 +8,19 @@ the intake horizon, counters. Helpers record effects; they never perform I/O.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from actors.attach_policy import LAYOUT_VERSION, TEXT_PROVISION_PREFIX
-from actors.commands import (
+from actors.driver.commands import (
     ConsumerAttach,
     EndLease,
     PendingAttach,
     ProducerAttach,
     ProducerLeaseLost,
 )
-from actors.consumer_streams import ConsumerStreams
-from actors.driver_effects import (
+from actors.driver.consumer_streams import ConsumerStreams
+from actors.driver.effects import (
     ArmLeaseCheck,
     Emit,
     EndLeaseActors,
@@ -31,49 +29,57 @@ from actors.driver_effects import (
     TellStream,
     WantIntake,
 )
-from actors.hsm import HsmModel
-from actors.ids import LeaseIdAllocator, NodeIdAllocator
-from actors.lease_machine import revoke_message
-from actors.lease_table import LeaseRecord, LeaseTable
-from actors.rate_limited_log import RateLimitedLog
-from actors.stream_ids import RangeAllocator
-from actors.supervision import RestartIntensity
+from actors.driver.ids import LeaseIdAllocator, NodeIdAllocator
+from actors.driver.lease_table import LeaseRecord, LeaseTable
+from actors.driver.pending import PendingAttaches
+from actors.driver.replies import pool_announce
+from actors.driver.stream_ids import RangeAllocator
+from actors.driver.supervision import RestartIntensity
+from actors.lease.machine import revoke_message
+from actors.runtime.counters import Counters
+from actors.runtime.hsm import HsmModel
+from actors.runtime.rate_limited_log import RateLimitedLog
 from messages.control import (
     LeaseRevokeReason,
     ResponseCode,
     Role,
-    ShmAttachResponse,
     ShmDetachResponse,
     ShutdownReason,
 )
 from messages.events import (
     COUNTER_ANNOUNCES,
-    COUNTER_ATTACH_REJECTED,
-    COUNTER_ATTACH_REJECTED_REASON,
     COUNTER_DETACH_OK,
     COUNTER_REVOKE,
     EVENT_ANNOUNCE,
-    EVENT_ATTACH_REJECTED,
     EVENT_REVOKE,
     DriverEvent,
     EventValue,
 )
-from messages.wire import ClockDomain, ShmPoolAnnounce
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Iterator, Sequence
 
-    from actors.commands import EpochInfo, PendingAttach
+    from actors.driver.commands import EpochInfo, PendingAttach
     from messages.sbe import SbeMessage
     from tensorpool_config.model import DriverConfig, Profile
 
-HEADER_SLOT_BYTES: Final = 256
 NS_PER_MS: Final = 1_000_000
+
+
+@dataclass(slots=True)
+class Settling:
+    """A stream between its producer's end and its new epoch: what waits for that epoch."""
+
+    detach_replies: list[int] = field(default_factory=list)  # correlation ids to answer OK
+    # requests held meanwhile, and consumer attaches (PendingAttach) to ask for again
+    deferred: list[object] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)
 class StreamEntry:
-    """The driver's mirror of one stream (driver-behaviour.md §1), updated from its replies."""
+    """The driver's record of one stream (driver-behaviour.md §1): the one owner of who its
+    producer is and of its lifecycle around a producer change; the StreamActor only
+    provisions. The epoch is updated from the StreamActor's replies."""
 
     stream_id: int
     name: str | None
@@ -81,12 +87,30 @@ class StreamEntry:
     dynamic: bool
     info: EpochInfo | None = None
     producer_lease_id: int | None = None
-    pending_producer: int | None = None  # lease id of a producer attach being provisioned
-    settling: bool = False  # producer lost, new epoch not provisioned yet
-    detach_replies: list[int] = field(default_factory=list)  # correlation ids waiting on it
-    # requests held meanwhile, and consumer attaches (PendingAttach) to ask for again
-    deferred: list[object] = field(default_factory=list)
-    pending: set[int] = field(default_factory=set)  # lease ids of pending attaches
+    # Present exactly while the new epoch after a producer's end (or a restart) is in flight.
+    settling_for: Settling | None = None
+
+    @property
+    def settling(self) -> bool:
+        return self.settling_for is not None
+
+    def start_settling(self, detach_correlation_id: int | None = None) -> None:
+        """The producer is gone (or the stream restarted): its new epoch is being made."""
+        self.producer_lease_id = None
+        if self.settling_for is None:
+            self.settling_for = Settling()
+        if detach_correlation_id is not None:
+            self.settling_for.detach_replies.append(detach_correlation_id)
+
+    def defer(self, request: object) -> None:
+        """Handle ``request`` once the new epoch is out (only while settling)."""
+        assert self.settling_for is not None
+        self.settling_for.deferred.append(request)
+
+    def finish_settling(self) -> Settling:
+        """The new epoch is out (or failed): what waited for it, to answer and replay."""
+        settling, self.settling_for = self.settling_for or Settling(), None
+        return settling
 
     @property
     def profile_name(self) -> str:
@@ -102,9 +126,9 @@ class StreamEntry:
 
     @property
     def producer_busy(self) -> bool:
-        return (
-            self.producer_lease_id is not None or self.pending_producer is not None or self.settling
-        )
+        """An active producer, or the previous one's epoch bump still in flight (a pending
+        producer attach is ``PendingAttaches.producer_streams``)."""
+        return self.producer_lease_id is not None or self.settling
 
     @property
     def state(self) -> str:
@@ -118,13 +142,14 @@ class _ClientsInUse:
 
     __slots__ = ("_leases", "_pending")
 
-    def __init__(self, leases: LeaseTable, pending: Mapping[int, int]) -> None:
+    def __init__(self, leases: LeaseTable, pending: PendingAttaches) -> None:
         self._leases, self._pending = leases, pending
 
     def __contains__(self, client_id: object) -> bool:
         if not isinstance(client_id, int):
             return False
-        return client_id in self._pending or self._leases.by_client(client_id) is not None
+        pending = self._pending.holds_client(client_id)
+        return pending or self._leases.by_client(client_id) is not None
 
 
 class DriverModel(HsmModel):
@@ -158,24 +183,19 @@ class DriverModel(HsmModel):
         self.consumer_streams = ConsumerStreams(
             config.driver.descriptor_stream_id_range, config.driver.control_stream_id_range
         )
-        self.pending: dict[int, PendingAttach] = {}
-        # What pending attaches hold, to the pending lease id: client ids and node ids.
-        self.pending_clients: dict[int, int] = {}
-        self.pending_nodes: dict[int, int] = {}
-        self.clients_in_use = _ClientsInUse(self.leases, self.pending_clients)
-        # Requests that must be answered after a pending attach's answer (by its lease id).
-        self.held: dict[int, list[object]] = {}
-        self.counters: Counter[str] = Counter()
+        self.pending = PendingAttaches()
+        self.clients_in_use = _ClientsInUse(self.leases, self.pending)
+        self.counters = Counters()
         self.intensity = intensity or RestartIntensity()
-        self.draining = False
         # Per-request outcomes worth a log line (rejects, ignored requests) go through this:
         # a flood of bad requests must not become a flood of log lines.
-        self.log = RateLimitedLog(logging.getLogger("actors.driver"), clock=lambda: self.now_ns)
+        self.log = RateLimitedLog(
+            logging.getLogger("actors.driver.actor"), clock=lambda: self.now_ns
+        )
         # How far the gateway has read the control stream *and* the driver has handled what it
-        # read (actors/intake.py); None: no gateway, expiry follows the clock alone.
+        # read (actors/runtime/intake.py); None: no gateway, expiry follows the clock alone.
         self.intake_ns: int | None = None
         self.lease_check_armed_ns: int | None = None  # the lease-check timer's deadline
-        self.stopped = False
         self.skip_drain = False
         self.shutdown_reason = ShutdownReason.NORMAL
         self.shutdown_message = ""
@@ -190,7 +210,7 @@ class DriverModel(HsmModel):
     # ---------------------------------------------------------------- recording helpers
 
     def count(self, name: str, amount: int = 1) -> None:
-        self.counters[name] += amount
+        self.counters.inc(name, amount)
 
     def send(self, message: SbeMessage) -> None:
         self.emit(Send(message))
@@ -219,9 +239,6 @@ class DriverModel(HsmModel):
     def event(self, event_kind: str, /, **fields: EventValue) -> None:
         self.emit(Emit(DriverEvent(event_kind, self.now_ns, MappingProxyType(fields))))
 
-    def counters_snapshot(self) -> MappingProxyType[str, int]:
-        return MappingProxyType(dict(self.counters))
-
     def provisioned_streams(self) -> Iterator[StreamEntry]:
         return (entry for entry in self.streams.values() if entry.info is not None)
 
@@ -232,26 +249,6 @@ class DriverModel(HsmModel):
         return (entry for entry in self.provisioned_streams() if not entry.settling)
 
     # ---------------------------------------------------------------- messages
-
-    def reject_attach(self, correlation_id: int, code: ResponseCode, text: str) -> None:
-        self.send(ShmAttachResponse(correlation_id=correlation_id, code=code, error_message=text))
-        self.count(f"{COUNTER_ATTACH_REJECTED}.{code.name}")
-        # Reasons are the spec's fixed texts, except a provisioning failure's detail (paths,
-        # errno text): counted under its fixed prefix so the set of counters stays bounded.
-        reason = (
-            TEXT_PROVISION_PREFIX.rstrip(": ") if text.startswith(TEXT_PROVISION_PREFIX) else text
-        )
-        self.count(f"{COUNTER_ATTACH_REJECTED_REASON}.{reason}")
-        kind = f"attach:{code.name}:{reason}"
-        self.log.log(
-            logging.INFO,
-            kind,
-            "attach %d rejected: %s %s",
-            correlation_id,
-            code.name,
-            text,
-        )
-        self.event(EVENT_ATTACH_REJECTED, correlation_id=correlation_id, code=code.name, error=text)
 
     def producer_client_id(self, entry: StreamEntry) -> int:
         if entry.producer_lease_id is None:
@@ -265,18 +262,7 @@ class DriverModel(HsmModel):
         if info is None:
             return
         self.send(
-            ShmPoolAnnounce(
-                stream_id=entry.stream_id,
-                producer_id=self.producer_client_id(entry),
-                epoch=info.epoch,
-                announce_timestamp_ns=self.now_ns,
-                announce_clock_domain=ClockDomain.MONOTONIC,
-                layout_version=LAYOUT_VERSION,
-                header_nslots=info.header_nslots,
-                header_slot_bytes=HEADER_SLOT_BYTES,
-                payload_pools=info.pools,
-                header_region_uri=info.header_uri,
-            )
+            pool_announce(entry.stream_id, self.producer_client_id(entry), info, self.now_ns)
         )
         self.count(COUNTER_ANNOUNCES)
         if report:
@@ -350,10 +336,7 @@ class DriverModel(HsmModel):
                 self.consumer_streams.release(record.client_id)
             entry = self.streams.get(record.stream_id)
             if entry is not None and entry.producer_lease_id == record.lease_id:
-                entry.producer_lease_id = None
-                entry.settling = True
-                if detach_correlation_id is not None:
-                    entry.detach_replies.append(detach_correlation_id)
+                entry.start_settling(detach_correlation_id)
                 self.emit(
                     TellStream(
                         record.stream_id,
@@ -371,10 +354,6 @@ class DriverModel(HsmModel):
         command = ProducerAttach if attach.role == Role.PRODUCER else ConsumerAttach
         referenced = self.leases.epochs_of_stream(attach.stream_id)
         self.emit(TellStream(attach.stream_id, command(attach, self.now_ns, referenced)))
-
-    def hold_for(self, lease_id: int, request: object) -> None:
-        """Handle ``request`` once the answer to the pending attach ``lease_id`` is out."""
-        self.held.setdefault(lease_id, []).append(request)
 
     def answer_detach(self, correlation_id: int) -> None:
         self.send(ShmDetachResponse(correlation_id=correlation_id, code=ResponseCode.OK))

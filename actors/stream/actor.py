@@ -13,20 +13,25 @@ import logging
 import os
 import shutil
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 import pykka
 
-from actors.commands import (
+from actors.driver.commands import (
+    ChildKind,
     CleanupEpoch,
     ConsumerAttach,
+    DiscardEpoch,
     EpochInfo,
+    EpochProvisioned,
     ProducerAttach,
     ProducerLeaseLost,
     Reprovision,
+    StreamReady,
 )
-from actors.hsm import Hsm
-from actors.stream_machine import (
+from actors.driver.supervision import SupervisedChild
+from actors.runtime.hsm import Hsm
+from actors.stream.machine import (
     STREAM_MACHINE,
     Provision,
     Provisioned,
@@ -34,8 +39,9 @@ from actors.stream_machine import (
     Reply,
     Restored,
     StreamModel,
+    StreamReply,
+    stream_effect,
 )
-from actors.supervision import CHILD_STREAM, report_failure
 from messages.control import PayloadPool
 from shm.errors import ShmError
 from shm.gc import collect_epochs
@@ -45,8 +51,8 @@ from shm.provision import ProvisionedEpoch, ProvisionRequest, next_epoch, provis
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
-    from types import TracebackType
 
+    from actors.driver.supervision import SupervisorLink
     from tensorpool_config.model import DriverConfig, Profile
 
 type Provisioner = Callable[[ProvisionRequest], ProvisionedEpoch]
@@ -76,15 +82,17 @@ def epoch_info(profile: Profile, provisioned: ProvisionedEpoch, hugepages: bool)
     )
 
 
-class StreamActor(pykka.ThreadingActor):
-    """Hosts one stream's HSM; supervised by the DriverActor (``actors/supervision.py``)."""
+class StreamActor(SupervisedChild, pykka.ThreadingActor):
+    """Hosts one stream's HSM; supervised by the DriverActor (``actors/driver/supervision.py``)."""
+
+    child_kind = ChildKind.STREAM
 
     use_daemon_thread = True
 
     def __init__(
         self,
         *,
-        driver: pykka.ActorRef[Any],
+        supervisor: SupervisorLink,
         config: DriverConfig,
         stream_id: int,
         profile: Profile,
@@ -93,8 +101,7 @@ class StreamActor(pykka.ThreadingActor):
         info: EpochInfo | None = None,
         gc_on_start: bool = False,
     ) -> None:
-        super().__init__()
-        self._driver = driver
+        super().__init__(supervisor, stream_id)
         self._config = config
         self._hugepages = hugepages
         self._provisioner = provisioner
@@ -115,21 +122,43 @@ class StreamActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CleanupEpoch):
             return self._cleanup()
+        if isinstance(message, DiscardEpoch):
+            self._discard(message.epoch)
+            return None
         if not isinstance(message, _COMMANDS):
             raise TypeError(f"StreamActor cannot handle {message!r}")
         self._run(self._hsm.dispatch(message))
         return None
 
-    @property
-    def state(self) -> str:
-        return ".".join(self._hsm.path)
-
     def _run(self, effects: list[object]) -> None:
-        for effect in effects:
-            if isinstance(effect, Provision):
-                self._run(self._hsm.dispatch(self._provision(effect)))
-            elif isinstance(effect, Reply):
-                self._driver.tell(effect.message)
+        for effect in map(stream_effect, effects):
+            match effect:
+                case Provision():
+                    self._run(self._hsm.dispatch(self._provision(effect)))
+                case Reply(message):
+                    self._reply(message)
+                case _:
+                    assert_never(effect)
+
+    def _reply(self, reply: StreamReply) -> None:
+        if not self._supervisor.tell(reply):
+            self._dropped(reply)
+
+    def _dropped(self, reply: StreamReply) -> None:
+        """The driver stopped before this reply: an epoch provisioned for it is never
+        announced, so it goes (a client may only learn of an epoch from the driver)."""
+        if isinstance(reply, EpochProvisioned) or (isinstance(reply, StreamReady) and reply.bumped):
+            self._discard(reply.info.epoch)
+
+    def _discard(self, epoch: int) -> None:
+        if epoch != self._hsm.model.epoch or self._current is None:
+            return  # not the epoch this actor holds (already replaced, or restored)
+        logger.debug(
+            "stream %d: driver stopped; epoch %d removed unannounced",
+            self._hsm.model.stream_id,
+            epoch,
+        )
+        self._cleanup()
 
     def _provision(self, effect: Provision) -> Provisioned | ProvisioningFailed:
         model = self._hsm.model
@@ -210,16 +239,6 @@ class StreamActor(pykka.ThreadingActor):
         if self._current is not None:
             self._current.release()
             self._current = None
-
-    def on_failure(
-        self,
-        _exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        report_failure(
-            self._driver, CHILD_STREAM, self._hsm.model.stream_id, self.actor_urn, exception_value
-        )
 
 
 def _monotonic_ns() -> int:

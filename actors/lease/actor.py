@@ -12,42 +12,41 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from actors.commands import EndLease, GrantLease
-from actors.dispatcher import PooledActor
-from actors.hsm import Hsm
-from actors.lease_machine import LEASE_MACHINE, LeaseModel
-from actors.supervision import CHILD_LEASE, report_failure
+from actors.driver.commands import ChildKind, EndLease, GrantLease
+from actors.driver.supervision import SupervisedChild
+from actors.lease.machine import LEASE_MACHINE, LeaseModel
+from actors.runtime.dispatcher import PooledActor
+from actors.runtime.hsm import Hsm
 
 if TYPE_CHECKING:
-    from types import TracebackType
 
-    import pykka
-
+    from actors.driver.supervision import SupervisorLink
     from messages.control import Role
 
 logger = logging.getLogger(__name__)
 
 
-class LeaseActor(PooledActor):
-    """Hosts one lease's HSM; supervised by the DriverActor (``actors/supervision.py``).
+class LeaseActor(SupervisedChild, PooledActor):
+    """Hosts one lease's HSM; supervised by the DriverActor (``actors/driver/supervision.py``).
 
     Not in pykka's ``ActorRegistry`` (``registered = False``): with 30,000 leases ending,
     its O(n) removal alone cost seconds of CPU; the DriverActor holds every lease's ref.
     """
+
+    child_kind = ChildKind.LEASE
 
     registered = False
 
     def __init__(
         self,
         *,
-        driver: pykka.ActorRef[Any],
+        supervisor: SupervisorLink,
         lease_id: int,
         stream_id: int,
         client_id: int,
         role: Role,
     ) -> None:
-        super().__init__()
-        self._driver = driver
+        super().__init__(supervisor, lease_id)
         self._hsm = Hsm(
             LEASE_MACHINE,
             LeaseModel(lease_id=lease_id, stream_id=stream_id, client_id=client_id, role=role),
@@ -63,13 +62,3 @@ class LeaseActor(PooledActor):
         if self._hsm.in_state("Ended"):
             self.stop_after_this_message()
         return None
-
-    def on_failure(
-        self,
-        _exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        report_failure(
-            self._driver, CHILD_LEASE, self._hsm.model.lease_id, self.actor_urn, exception_value
-        )

@@ -1,0 +1,1 @@
+"""One LeaseActor per lease (supervised by the driver): the Lease HSM and the revoke message."""
