@@ -233,17 +233,20 @@ class _Mailbox:
     def __init__(self, actor: PooledActor) -> None:
         self.messages: deque[Envelope[Any]] = deque()
         self.lock = threading.Lock()
-        self.actor = actor
+        self.actor: PooledActor | None = actor  # None once torn down (breaks the cycle)
         self.scheduled = False  # a turn is queued or running
         self.started = False  # _start_actor_loop has run
 
     def put(self, envelope: Envelope[Any], /) -> None:
         with self.lock:
+            actor = self.actor
+            if actor is None:  # torn down: a tell that raced the stop
+                raise pykka.ActorDeadError("the actor has stopped")
             self.messages.append(envelope)
             if self.scheduled or not self.started:
                 return
             self.scheduled = True
-        self.actor._pooled_dispatcher.schedule(self.actor)  # noqa: SLF001
+        actor._pooled_dispatcher.schedule(actor)  # noqa: SLF001
 
     def get(self) -> Envelope[Any]:
         with self.lock:
@@ -334,6 +337,24 @@ class PooledActor(pykka.Actor):
             handled += 1
         if stopped.is_set():
             self._actor_loop_teardown()
+            with mailbox.lock:
+                # The actor and its mailbox hold each other: let go, so reference counting
+                # frees a stopped actor at once instead of the cyclic GC (whose full passes
+                # over tens of thousands of lease actors stall every thread for milliseconds).
+                mailbox.actor = None
+                mailbox.scheduled = False
+                left = list(mailbox.messages)
+                mailbox.messages.clear()
+            for envelope in left:  # raced the teardown: answered like pykka's teardown does
+                if envelope.reply_to is not None:
+                    envelope.reply_to.set_exception(
+                        exc_info=(
+                            pykka.ActorDeadError,
+                            pykka.ActorDeadError(f"{self} stopped"),
+                            None,
+                        )
+                    )
+            return
         with mailbox.lock:
             again = mailbox.scheduled = bool(mailbox.messages)
         if again:

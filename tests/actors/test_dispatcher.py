@@ -262,16 +262,41 @@ class TestFailures:
 
     def test_base_exception_stops_every_actor(self) -> None:
         ref = Recorder.start()
+        actor = actor_of(ref)  # held here: a stopped pooled actor is freed at once
         other = Recorder.start()
         threaded = ThreadingAsker.start(other)
         ref.tell("exit")
         assert ref.actor_stopped.wait(TIMEOUT)
-        assert actor_of(ref).stopped.is_set()  # _stop runs on_stop in this path
+        assert actor.stopped.is_set()  # _stop runs on_stop in this path
         assert other.actor_stopped.wait(TIMEOUT)
         assert threaded.actor_stopped.wait(TIMEOUT)
 
 
 class TestStopping:
+    def test_the_mailbox_lets_go_of_a_stopped_actor(self) -> None:
+        """Actor and mailbox hold each other until teardown breaks the cycle, so reference
+        counting frees a stopped actor without the cyclic GC."""
+        one = Dispatcher(workers=1, name="one-worker")
+        try:
+            cls: type[Recorder] = type("OnOne", (Recorder,), {"dispatcher": one})
+            ref, barrier = cls.start(), cls.start()
+            mailbox = ref.actor_inbox
+            assert getattr(mailbox, "actor", None) is not None
+            assert ref.stop(timeout=TIMEOUT) is True
+            barrier.ask("after", timeout=TIMEOUT)  # the one worker finished the stop's turn
+            assert getattr(mailbox, "actor", "missing") is None
+        finally:
+            pykka.ActorRegistry.stop_all(timeout=TIMEOUT)
+            one.shutdown(timeout=TIMEOUT)
+
+    def test_a_tell_that_races_the_teardown_raises_actor_dead_error(self) -> None:
+        ref = Recorder.start()
+        inbox = ref.actor_inbox
+        assert ref.stop(timeout=TIMEOUT) is True
+        with pytest.raises(pykka.ActorDeadError):
+            inbox.put(pykka._envelope.Envelope("late"))
+
+
     def test_stop_processes_earlier_mail_then_runs_on_stop(self) -> None:
         ref = Recorder.start()
         actor = actor_of(ref)
@@ -380,6 +405,7 @@ class TestHostedDispatcher:
         host = HostedDispatcher(name="test-host")
         events: list[str] = []
         ref = hosted_recorder(host).start(events)
+        actor = actor_of(ref)
         ref.tell("pending")
         host.release()  # the host's loop ends with the turn still queued
         assert ref.ask("later", timeout=TIMEOUT) == "later"
@@ -387,4 +413,4 @@ class TestHostedDispatcher:
         assert ref.stop(timeout=TIMEOUT)
         host.shutdown(timeout=TIMEOUT)
         with pytest.raises(DispatcherShutdownError):
-            host.schedule(actor_of(ref))
+            host.schedule(actor)
