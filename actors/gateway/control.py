@@ -74,17 +74,20 @@ COUNTER_AERON_ERRORS = "gateway.aeron_errors"
 FRAGMENT_LIMIT = 10  # driver-behaviour.md §2: at most 10 fragments per poll
 OWN_SKIP_LIMIT = 256  # own fragments consumed per loop turn while the mailbox is full
 # Idle parks. Outgoing messages never wait for a park (``send`` wakes the thread); inbound
-# requests wait at most one park. A wake-up costs ~18 us of CPU on the 2-core VM whatever the
-# park (measured), so the park is short only where a request is likely: right after a reply
+# requests wait at most one park. A wake-up costs 20-35 us of CPU on the 2-core VM whatever the
+# park, so the park is short only where a request is likely: right after a reply
 # (a response or revoke) went out, a client typically answers it (a detach after its attach,
 # the next attach, a re-attach), so for 2 ms the park is 50 us, then 250 us until 50 ms. A
 # steady stream of keepalives asks for no reply and leaves the park long. Otherwise it is
-# 1 ms (as the C driver's idle sleep): 1,000 wake-ups a second, about 2 % of a core.
+# 1 ms (as the C driver's idle sleep) until 1 s, then 2 ms: an idle driver wakes 500 times a
+# second: the idle driver process measured 2.3 % of a core (bench/attach.py).
 HOT_PARK_NS = 50_000
 HOT_WINDOW_NS = 2_000_000
 WARM_PARK_NS = 250_000
 WARM_WINDOW_NS = 50_000_000
-DEFAULT_MAX_PARK_NS = 1_000_000
+COOL_PARK_NS = 1_000_000
+COOL_WINDOW_NS = 1_000_000_000
+DEFAULT_MAX_PARK_NS = 2_000_000
 DEFAULT_DRIVER_TIMEOUT_MS = 2_500
 # An announce (soft state) that could not be offered for this long is dropped: the next one
 # supersedes it. Control messages are never dropped (outbox.py).
@@ -395,12 +398,21 @@ class ControlGateway:
         """
         now = time.monotonic_ns()
         until = now + IDLE_TURN_NS
-        while not wake.wait(self._park_s(now - self._replied_ns)):
-            if poll and self._poll(sub):
-                return True
-            now = time.monotonic_ns()
+        park_s = self._park_s(now - self._replied_ns)
+        intake, handler, clock = self.intake, self._on_fragment, time.monotonic_ns
+        poll_sub = sub.poll
+        while not wake.wait(park_s):
+            now = clock()
+            if poll:
+                if poll_sub(handler, FRAGMENT_LIMIT):
+                    return True  # the outer loop's poll moves the horizon past what was told
+                # Nothing was told: the horizon moves to this poll's start. The driver's
+                # want() wakes this thread (the wait returns True), so the answer it waits for
+                # comes from the outer loop's poll.
+                intake.read_ns = now
             if now >= until:
                 return False
+            park_s = self._park_s(now - self._replied_ns)
         return False
 
     def _park_s(self, quiet_ns: int) -> float:
@@ -409,6 +421,8 @@ class ControlGateway:
             park = HOT_PARK_NS
         elif quiet_ns < WARM_WINDOW_NS:
             park = WARM_PARK_NS
+        elif quiet_ns < COOL_WINDOW_NS:
+            park = COOL_PARK_NS
         else:
             park = self._max_park_ns
         return min(park, self._max_park_ns) / 1e9
