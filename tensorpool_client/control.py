@@ -22,6 +22,7 @@ import pyaeron
 import messages
 from messages import (
     ConsumerConfig,
+    ConsumerHello,
     DecodeError,
     HugepagesPolicy,
     ResponseCode,
@@ -39,6 +40,7 @@ from messages import (
     UnknownMessage,
 )
 from tensorpool_client.aeron_thread import AeronThread, PublicationHandle, SubscriptionHandle
+from tensorpool_client.direct import DirectPublication, DirectSubscription
 from tensorpool_client.errors import AttachRejected, ClientClosed, DetachRejected, RequestTimeout
 from tensorpool_client.lease import Lease, lease_from_response
 from tensorpool_client.notices import LeaseKey, NoticeBoard, key_of
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
-    from messages import ConsumerHello, PublishMode
+    from messages import PublishMode
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +233,10 @@ class DriverClient:
         """Offer a ConsumerHello on the control stream."""
         return self._pub().offer(messages.encode(hello))
 
+    def queue_hello(self, hello: ConsumerHello) -> None:
+        """Queue a ConsumerHello without waiting (safe on the client's own thread)."""
+        self._pub().offer_nowait(messages.encode(hello), drop_if_not_connected=True)
+
     def send_shutdown_request(
         self, token: str, reason: ShutdownReason = ShutdownReason.ADMIN, error_message: str = "",
     ) -> int:
@@ -276,6 +282,14 @@ class DriverClient:
         """A subscription polled by this client's Aeron thread."""
         return self._thread.subscription(channel, stream_id, handler=handler, capacity=capacity)
 
+    def direct_publication(self, channel: str, stream_id: int) -> DirectPublication:
+        """A publication the caller's threads offer on directly (descriptors, QoS)."""
+        return self._thread.direct_publication(channel, stream_id)
+
+    def direct_subscription(self, channel: str, stream_id: int) -> DirectSubscription:
+        """A subscription one caller thread at a time polls directly (descriptors, QoS)."""
+        return self._thread.direct_subscription(channel, stream_id)
+
     # ------------------------------------------------------------------ internals
 
     def _pub(self) -> PublicationHandle:
@@ -288,9 +302,10 @@ class DriverClient:
         fut = table.register(cid)
         try:
             remaining = max(deadline - time.monotonic(), 0.0)
-            if not self._pub().offer(data, timeout=remaining):
-                raise RequestTimeout("control publication did not accept the request")
-            return fut.result(max(deadline - time.monotonic(), 0.0))
+            with self._thread.expect_response():
+                if not self._pub().offer(data, timeout=remaining):
+                    raise RequestTimeout("control publication did not accept the request")
+                return fut.result(max(deadline - time.monotonic(), 0.0))
         except (FutureTimeout, TimeoutError) as exc:
             if not self._thread.running:
                 raise ClientClosed("client closed while waiting") from exc
@@ -369,5 +384,7 @@ class DriverClient:
                 self.notices.record_announce(msg)
             case ConsumerConfig():
                 self.notices.record_config(msg)
+            case ConsumerHello():
+                self.notices.record_hello(msg)
             case _:
                 self.stats.ignored += 1  # other clients' requests, hellos, descriptors
