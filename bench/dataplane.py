@@ -90,7 +90,7 @@ def emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def pct(values: list[float], q: float) -> float:
+def pct(values: list[int], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -237,12 +237,12 @@ def spawn(driver: Driver, role: str, *extra: str) -> subprocess.Popen[str]:
 def read_json(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
     assert proc.stdout is not None
     result: list[str] = []
-    reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()),  # type: ignore[union-attr]
-                              daemon=True)
+    stdout = proc.stdout
+    reader = threading.Thread(target=lambda: result.append(stdout.readline()), daemon=True)
     reader.start()
     reader.join(timeout)
     if not result or not result[0]:
-        raise RuntimeError(f"{proc.args[3]} gave no result within {timeout} s")
+        raise RuntimeError(f"child {proc.pid} gave no result within {timeout} s")
     return dict(json.loads(result[0]))
 
 
@@ -392,7 +392,8 @@ def report(runs: list[dict[str, Any]]) -> None:
     print(f"idle client (producer + consumer attached, not called): "
           f"{100 * med('idle', 'idle'):.2f} % of a core; consumer waiting in poll(timeout=1) "
           f"(park): {100 * med('idle', 'waiting'):.2f} %")
-    print(f"bench orchestrator (this process): {100 * time.process_time() / max(time.monotonic() - START, 1e-9):.1f} %")
+    share = time.process_time() / max(time.monotonic() - START, 1e-9)
+    print(f"bench orchestrator (this process, baselines included): {100 * share:.1f} %")
 
 
 START = time.monotonic()
@@ -424,7 +425,7 @@ def main() -> int:
         return run_producer(args)
     if args.role == "idle":
         return run_idle(args)
-    root = Path(tempfile.mkdtemp(prefix="tp-bench-", dir="/dev/shm"))  # noqa: S108 - tmpfs on purpose
+    root = Path(tempfile.mkdtemp(prefix="tp-bench-", dir="/dev/shm"))  # tmpfs on purpose
     driver = None
     try:
         driver = Driver(root)

@@ -3,7 +3,8 @@
 ``DriverClient`` attaches, detaches and keeps leases alive over Aeron; ``Producer`` claims
 slots of a stream's shared memory as writable arrays (or copies arrays in) and publishes
 FrameDescriptors from the caller's thread; ``Consumer`` maps the stream read-only, polls
-descriptors on the caller's thread and returns zero-copy frames, reporting every lost one. Nothing here imports the driver's actors.
+descriptors on the caller's thread and returns zero-copy frames, reporting every lost one.
+Nothing here imports the driver's actors.
 """
 
 from tensorpool_client.aeron_thread import AeronThread, PublicationHandle, SubscriptionHandle

@@ -333,10 +333,7 @@ class AeronThread:
                 if self._aeron_client.is_closed:  # media driver lost: this client is dead
                     log.error("Aeron client closed (media driver stopped or timed out)")
                     return
-                if work or self._expecting:
-                    park = MIN_PARK_S
-                else:
-                    park = min(park * 2, MAX_PARK_S)
+                park = MIN_PARK_S if work or self._expecting else min(park * 2, MAX_PARK_S)
                 if any(pub.outbox for pub in self._pubs):  # back pressure: retry soon
                     park = MIN_PARK_S
                 self._wake.wait(park)

@@ -96,9 +96,11 @@ class Frame:
     __slots__ = ("_word", "_word_at", "_words", "array", "epoch", "meta_version", "pool_id",
                  "seq", "stream_id", "timestamp_ns")
 
-    def __init__(self, seq: int, epoch: int, stream_id: int, pool_id: int, timestamp_ns: int,
-                 meta_version: int, array: npt.NDArray[np.generic], words: memoryview,
-                 word_at: int, word: int) -> None:
+    def __init__(  # noqa: PLR0917 - positional: built once per frame on the hot path
+        self, seq: int, epoch: int, stream_id: int, pool_id: int, timestamp_ns: int,
+        meta_version: int, array: npt.NDArray[np.generic], words: memoryview, word_at: int,
+        word: int,
+    ) -> None:
         self.seq = seq
         self.epoch = epoch
         self.stream_id = stream_id
@@ -257,14 +259,7 @@ class Consumer:
         deadline = 0
         idle = None
         while True:
-            if self._lease_generation != self._client.notices.lease_generation:
-                self._check_lease()
-            if self._announce_generation != self._client.notices.announce_generation:
-                self._remap_if_announced()
-            try:
-                fragments = self._descriptors.poll(self._on_descriptor, limit - len(batch))
-            except ClientClosed as exc:
-                raise LeaseLost("the client closed") from exc
+            fragments = self._poll_once(limit - len(batch))
             if batch:
                 self._report_progress(idle=False)
                 return batch
@@ -284,6 +279,18 @@ class Consumer:
                 time.sleep(min(pause, (deadline - now) / 1e9))
             else:
                 idle.idle(0)  # releases the GIL
+
+    def _poll_once(self, limit: int) -> int:
+        """One look at the lease, the announces and up to ``limit`` descriptors."""
+        notices = self._client.notices
+        if self._lease_generation != notices.lease_generation:
+            self._check_lease()
+        if self._announce_generation != notices.announce_generation:
+            self._remap_if_announced()
+        try:
+            return self._descriptors.poll(self._on_descriptor, limit)
+        except ClientClosed as exc:
+            raise LeaseLost("the client closed") from exc
 
     def _long_park(self, now: int) -> float:
         """Seconds to park for a parking consumer that has been idle long (0: back off)."""

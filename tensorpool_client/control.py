@@ -40,7 +40,6 @@ from messages import (
     UnknownMessage,
 )
 from tensorpool_client.aeron_thread import AeronThread, PublicationHandle, SubscriptionHandle
-from tensorpool_client.direct import DirectPublication, DirectSubscription
 from tensorpool_client.errors import AttachRejected, ClientClosed, DetachRejected, RequestTimeout
 from tensorpool_client.lease import Lease, lease_from_response
 from tensorpool_client.notices import LeaseKey, NoticeBoard, key_of
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from messages import PublishMode
+    from tensorpool_client.direct import DirectPublication, DirectSubscription
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +353,7 @@ class DriverClient:
         if not self._attaches.resolve(msg.correlation_id, msg) and added:
             self.notices.forget_grant(lease_id)
 
-    def _on_fragment(self, data: bytes) -> None:
+    def _on_fragment(self, data: bytes) -> None:  # noqa: C901 - one case per message type
         """On the Aeron thread: decode and route one control/announce fragment."""
         try:
             msg = messages.decode(data)

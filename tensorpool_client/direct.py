@@ -11,6 +11,7 @@ hot path pays for this safety.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
@@ -76,10 +77,8 @@ class DirectPublication:
             if self.closed:
                 return
             self.closed = True
-            try:
+            with contextlib.suppress(pyaeron.AeronError):  # the client is already gone
                 self._publication.close()
-            except pyaeron.AeronError:
-                pass  # the client is already gone: nothing left to release
 
 
 class DirectSubscription:
@@ -119,7 +118,5 @@ class DirectSubscription:
             if self.closed:
                 return
             self.closed = True
-            try:
+            with contextlib.suppress(pyaeron.AeronError):  # the client is already gone
                 self._subscription.close()
-            except pyaeron.AeronError:
-                pass  # the client is already gone: nothing left to release

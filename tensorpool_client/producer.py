@@ -26,6 +26,7 @@ have read yet, judged from the consumers' ``QosConsumer`` reports (readers.py), 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 import time
@@ -257,7 +258,7 @@ class Producer:
         if self._lease_generation != self._client.notices.lease_generation:
             self._check_lease()
         try:
-            plan = self._plans[shape, dtype, order]  # type: ignore[index]
+            plan = self._plans[shape, dtype, order]
         except (KeyError, TypeError):
             plan = self._plan(shape, dtype, order)
         seq = self.next_seq
@@ -340,7 +341,7 @@ class Producer:
         plan = _Plan(pool, tuple(int(d) for d in dims), little, order, nbytes)
         if len(self._plans) >= _MAX_PLANS:
             self._plans.clear()
-        self._plans[shape, dtype, order] = plan  # type: ignore[index]
+        self._plans[shape, dtype, order] = plan
         return plan
 
     def _check_lease(self) -> None:
@@ -409,10 +410,8 @@ class Producer:
         for region in self._regions:
             region.touch_activity(now_ns)
         if now_ns - self._qos_polled_ns > self._activity_period_ns:
-            try:  # keep the QoS log drained for consumers even while no frame is written
+            with contextlib.suppress(ClientClosed):  # keep QoS drained while no frame is written
                 self.poll_qos()
-            except ClientClosed:
-                pass
         return 1
 
     # ------------------------------------------------------------------ lifecycle
