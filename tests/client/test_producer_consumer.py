@@ -15,69 +15,19 @@ import numpy as np
 import pytest
 
 from messages import (
-    ResponseCode,
-    SbeMessage,
-    ShmAttachRequest,
     ShmDetachRequest,
-    ShmDetachResponse,
 )
 from shm import ExpectedRegion, RegionType, open_region, seqlock
 from tensorpool_client import Consumer, DriverClient, FrameOverwritten, LostFrames, Producer
-from tests.client.fakes import FakeDriver, announce_of, ok_response, provision
+from tests.client.conftest import STREAM, wait_connected
+from tests.client.fakes import FakeDriver, announce_of, provision
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from shm import ProvisionedEpoch
 
 REPO = Path(__file__).resolve().parents[2]
-STREAM = 10000
-
-
-@pytest.fixture
-def base(tmp_path: Path) -> Path:
-    path = tmp_path / "shm"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def epoch1(base: Path) -> ProvisionedEpoch:
-    return provision(base, STREAM, 1000)
-
-
-@pytest.fixture
-def granting(fake_driver: FakeDriver, epoch1: ProvisionedEpoch) -> FakeDriver:
-    def respond(msg: SbeMessage) -> list[SbeMessage | bytes]:
-        if isinstance(msg, ShmAttachRequest):
-            return [ok_response(msg, epoch1)]
-        if isinstance(msg, ShmDetachRequest):
-            return [ShmDetachResponse(correlation_id=msg.correlation_id, code=ResponseCode.OK)]
-        return []
-
-    fake_driver.responder = respond
-    return fake_driver
-
-
-@pytest.fixture
-def producer(granting: FakeDriver, make_client: Callable[..., DriverClient],
-             base: Path) -> Iterator[Producer]:
-    with Producer(make_client(), STREAM, allowed_base_dirs=(base,),
-                  activity_period_ms=50) as prod:
-        yield prod
-
-
-@pytest.fixture
-def consumer(granting: FakeDriver, make_client: Callable[..., DriverClient],
-             base: Path) -> Iterator[Consumer]:
-    with Consumer(make_client(), STREAM, allowed_base_dirs=(base,)) as cons:
-        yield cons
-
-
-def wait_connected(producer: Producer, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not producer.descriptor_connected():
-        assert time.monotonic() < deadline, "descriptor subscriber never connected"
 
 
 ARRAYS: list[Any] = [
