@@ -207,6 +207,8 @@ class Consumer:
         self._batch: list[Frame] = []
         self._expected: int | None = None
         self._last_seen: int | None = None
+        self._position: int | None = None
+        """What QoS reports as ``lastSeqSeen``: the oldest frame the caller may still hold."""
         self._last_reported: int | None = None
         self._drops_gap = 0
         self._drops_late = 0
@@ -229,6 +231,10 @@ class Consumer:
             self._qos = client.direct_publication(qos_channel, qos_stream_id)
             client.aeron.add_duty(self._duty)
         except BaseException:
+            for name in ("_descriptors", "_qos"):
+                handle = getattr(self, name, None)
+                if handle is not None:
+                    handle.close()
             self._client.detach(self.lease)
             raise
         self._try_map(self.lease.epoch, self.lease.header_nslots, self.lease.layout_version,
@@ -261,10 +267,12 @@ class Consumer:
         while True:
             fragments = self._poll_once(limit - len(batch))
             if batch:
+                self._position = batch[0].seq  # the caller holds the batch until its next poll
                 self._report_progress(idle=False)
                 return batch
             if fragments:
                 continue  # every descriptor was dropped: look at the next ones at once
+            self._position = self._last_seen  # earlier batches are released by this poll
             self._report_progress(idle=True)
             now = time.monotonic_ns()
             if idle is None:
@@ -394,16 +402,22 @@ class Consumer:
     # ------------------------------------------------------------------ telling producers
 
     def _report_progress(self, *, idle: bool) -> None:
-        """QosConsumer from the caller's thread: every quarter ring, and when caught up."""
-        seen = self._last_seen
+        """QosConsumer from the caller's thread: every quarter ring, and when caught up.
+
+        ``lastSeqSeen`` is the first seq of the batch just returned: the caller may read any
+        frame of it until its next poll, so a producer that keeps unread slots must not
+        reuse them yet (readers.py). Once a poll finds nothing, everything is released and
+        the last seq seen is reported.
+        """
+        position = self._position
         mapping = self._mapping
-        if seen is None or mapping is None or seen == self._last_reported:
+        if position is None or mapping is None or position == self._last_reported:
             return
         if not idle and self._last_reported is not None and (
-                seen - self._last_reported < max(1, mapping.nslots // 4)):
+                position - self._last_reported < max(1, mapping.nslots // 4)):
             return
-        self._last_reported = seen
-        self._send_qos(self._qos_encoder, mapping.epoch, seen)
+        self._last_reported = position
+        self._send_qos(self._qos_encoder, mapping.epoch, position)
 
     def _send_qos(self, encoder: QosConsumerEncoder, epoch: int, seen: int) -> None:
         try:
@@ -420,9 +434,9 @@ class Consumer:
             return 0
         self._next_heartbeat_ns = now_ns + HEARTBEAT_NS
         self._client.queue_hello(self._hello)
-        seen, mapping = self._last_seen, self._mapping
-        if seen is not None and mapping is not None:
-            self._send_qos(self._heartbeat_encoder, mapping.epoch, seen)
+        position, mapping = self._position, self._mapping
+        if position is not None and mapping is not None:
+            self._send_qos(self._heartbeat_encoder, mapping.epoch, position)
         return 1
 
     # ------------------------------------------------------------------ mapping
@@ -497,6 +511,7 @@ class Consumer:
         old, self._mapping = self._mapping, new
         self._expected = None
         self._last_seen = None
+        self._position = None
         self._last_reported = None
         if old is not None:
             self._retire(old)

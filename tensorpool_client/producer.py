@@ -203,6 +203,10 @@ class Producer:
             self._qos = client.direct_subscription(qos_channel, qos_stream_id)
             client.aeron.add_duty(self._duty)
         except BaseException:
+            for name in ("_descriptors", "_qos"):
+                handle = getattr(self, name, None)
+                if handle is not None:
+                    handle.close()
             self._release_regions()
             self._detach_quietly()
             raise
@@ -341,7 +345,8 @@ class Producer:
         plan = _Plan(pool, tuple(int(d) for d in dims), little, order, nbytes)
         if len(self._plans) >= _MAX_PLANS:
             self._plans.clear()
-        self._plans[shape, dtype, order] = plan
+        with contextlib.suppress(TypeError):  # an unhashable shape (a list) is planned anew
+            self._plans[shape, dtype, order] = plan
         return plan
 
     def _check_lease(self) -> None:

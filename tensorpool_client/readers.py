@@ -73,11 +73,12 @@ class ConsumerProgress:
         return ids
 
     def slowest(self, next_seq: int, now_ns: int | None = None) -> tuple[int, int] | None:
-        """``(consumer id, last seq it has finished with + 1)`` of the slowest known consumer.
+        """``(consumer id, oldest seq it may still hold)`` of the slowest known consumer.
 
-        A consumer reporting ``lastSeqSeen = L`` may still hold frame L (a zero-copy view is
-        valid until its next poll), so frames up to L - 1 are free: the producer may write any
-        ``seq < L + nslots``. None when no consumer is known.
+        A consumer reporting ``lastSeqSeen = L`` may still hold frame L (our consumers report
+        the first frame of the batch they returned last, whose zero-copy views the caller
+        reads until its next poll), so frames up to L - 1 are free: the producer may write
+        any ``seq < L + nslots``. None when no consumer is known.
         """
         now = time.monotonic_ns() if now_ns is None else now_ns
         slowest: tuple[int, int] | None = None
