@@ -151,6 +151,36 @@ class LostFrames:
         return self.last_seq - self.first_seq + 1
 
 
+class LossLog:
+    """Every frame a consumer never got: merged ranges, totals per QoS kind, a callback."""
+
+    def __init__(self, on_loss: Callable[[LostFrames], None] | None) -> None:
+        self.ranges: collections.deque[LostFrames] = collections.deque(maxlen=MAX_LOSS_RANGES)
+        self.frames = 0
+        self.gap = 0
+        """Frames whose descriptors never arrived (QosConsumer ``dropsGap``)."""
+        self.late = 0
+        """Frames gone or unreadable when their descriptor was read (``dropsLate``)."""
+        self.on_loss = on_loss
+
+    def record(self, epoch: int, first: int, last: int, reason: str) -> None:
+        """Count frames ``first..last``, merge them into the last range, tell ``on_loss``."""
+        lost = LostFrames(epoch, first, last, reason)
+        self.frames += lost.count
+        if reason == "gap":
+            self.gap += lost.count
+        else:
+            self.late += lost.count
+        prev = self.ranges[-1] if self.ranges else None
+        if (prev is not None and (prev.epoch, prev.reason) == (epoch, reason)
+                and prev.last_seq + 1 == first):
+            self.ranges[-1] = LostFrames(epoch, prev.first_seq, last, reason)
+        else:
+            self.ranges.append(lost)
+        if self.on_loss is not None:
+            self.on_loss(lost)
+
+
 @dataclass(slots=True)
 class _Mapping:
     epoch: int
@@ -191,10 +221,7 @@ class Consumer:
                                                   min_park_ns=1000, max_park_ns=park_ns)
         self.drops: collections.Counter[str] = collections.Counter()
         """Dropped descriptors by reason: epoch, not_committed, other_seq, torn, invalid."""
-        self.losses: collections.deque[LostFrames] = collections.deque(maxlen=MAX_LOSS_RANGES)
-        """Lost frames as merged ranges, oldest first (the oldest fall off past 4096)."""
-        self.frames_lost = 0
-        self.on_loss = on_loss
+        self.loss = LossLog(on_loss)
         self.handler_errors = 0
         self.qos_not_sent = 0
         self.remap_failures = 0
@@ -210,8 +237,6 @@ class Consumer:
         self._position: int | None = None
         """What QoS reports as ``lastSeqSeen``: the oldest frame the caller may still hold."""
         self._last_reported: int | None = None
-        self._drops_gap = 0
-        self._drops_late = 0
         self._next_heartbeat_ns = 0
         self._last_descriptor_ns = time.monotonic_ns()
         self._closed = False
@@ -219,12 +244,9 @@ class Consumer:
         self.stream_id = self.lease.stream_id
         self._lease_generation = client.notices.lease_generation
         self._announce_generation = -1
+        # Two encoders: the caller's thread and the client's thread each patch their own.
         self._qos_encoder = QosConsumerEncoder(self.stream_id, self.lease.client_id)
         self._heartbeat_encoder = QosConsumerEncoder(self.stream_id, self.lease.client_id)
-        self._hello = ConsumerHello(
-            stream_id=self.stream_id, consumer_id=self.lease.client_id, supports_shm=Bool.TRUE,
-            supports_progress=Bool.FALSE, mode=Mode.STREAM, max_rate_hz=0,
-            expected_layout_version=LAYOUT_VERSION)
         try:
             self._descriptors = client.direct_subscription(descriptor_channel,
                                                            descriptor_stream_id)
@@ -239,6 +261,25 @@ class Consumer:
             raise
         self._try_map(self.lease.epoch, self.lease.header_nslots, self.lease.layout_version,
                       self.lease.header_region_uri, self.lease.payload_pools)
+
+    @property
+    def losses(self) -> collections.deque[LostFrames]:
+        """Lost frames as merged ranges, oldest first (the oldest fall off past 4096)."""
+        return self.loss.ranges
+
+    @property
+    def frames_lost(self) -> int:
+        """How many frames this consumer never got, in total."""
+        return self.loss.frames
+
+    @property
+    def on_loss(self) -> Callable[[LostFrames], None] | None:
+        """Called with each loss as it is detected (on the polling thread)."""
+        return self.loss.on_loss
+
+    @on_loss.setter
+    def on_loss(self, callback: Callable[[LostFrames], None] | None) -> None:
+        self.loss.on_loss = callback
 
     @property
     def epoch(self) -> int | None:
@@ -329,7 +370,7 @@ class Consumer:
                     return
             expected = self._expected
             if expected is not None and seq > expected:
-                self._lost(epoch, expected, seq - 1, "gap")
+                self.loss.record(epoch, expected, seq - 1, "gap")
             self._expected = seq + 1
             self._last_seen = seq
             frame = self._read(mapping, seq)
@@ -345,15 +386,15 @@ class Consumer:
         words = mapping.words
         first = words[word_at]
         if first != (seq << 1) | 1:
-            overtaken = first >> 1 > seq
+            reason = "overwritten" if first >> 1 > seq else "not_committed"
             self.drops["other_seq" if first & 1 else "not_committed"] += 1
-            self._lost(mapping.epoch, seq, seq, "overwritten" if overtaken else "not_committed")
+            self.loss.record(mapping.epoch, seq, seq, reason)
             return None
         start = SUPERBLOCK_SIZE + index * HEADER_SLOT_BYTES
         body = mapping.raw[start + _BODY_START : start + HEADER_SLOT_BYTES].tobytes()
         if words[word_at] != first:
             self.drops["torn"] += 1
-            self._lost(mapping.epoch, seq, seq, "torn")
+            self.loss.record(mapping.epoch, seq, seq, "torn")
             return None
         key = body[:_STATIC_HEAD] + body[_STATIC_TAIL]
         cached = mapping.cache[index]
@@ -361,7 +402,7 @@ class Consumer:
             cached = self._validate(mapping, index, body, key)
             if cached is None:
                 self.drops["invalid"] += 1
-                self._lost(mapping.epoch, seq, seq, "invalid")
+                self.loss.record(mapping.epoch, seq, seq, "invalid")
                 return None
         timestamp_ns, meta_version = _TS_META.unpack_from(body, _TS_META_AT)
         return Frame(seq, mapping.epoch, self.stream_id, cached[2], timestamp_ns, meta_version,
@@ -382,22 +423,6 @@ class Consumer:
         entry = (key, array, fields.pool_id)
         mapping.cache[index] = entry
         return entry
-
-    def _lost(self, epoch: int, first: int, last: int, reason: str) -> None:
-        lost = LostFrames(epoch, first, last, reason)
-        self.frames_lost += lost.count
-        if reason == "gap":
-            self._drops_gap += lost.count
-        else:
-            self._drops_late += lost.count
-        prev = self.losses[-1] if self.losses else None
-        if (prev is not None and (prev.epoch, prev.reason) == (epoch, reason)
-                and prev.last_seq + 1 == first):
-            self.losses[-1] = LostFrames(epoch, prev.first_seq, last, reason)
-        else:
-            self.losses.append(lost)
-        if self.on_loss is not None:
-            self.on_loss(lost)
 
     # ------------------------------------------------------------------ telling producers
 
@@ -421,7 +446,7 @@ class Consumer:
 
     def _send_qos(self, encoder: QosConsumerEncoder, epoch: int, seen: int) -> None:
         try:
-            sent = self._qos.offer(encoder.patch(epoch, seen, self._drops_gap, self._drops_late),
+            sent = self._qos.offer(encoder.patch(epoch, seen, self.loss.gap, self.loss.late),
                                    timeout_ns=0)
         except ClientClosed:
             sent = False
@@ -433,7 +458,10 @@ class Consumer:
         if now_ns < self._next_heartbeat_ns or self._closed:
             return 0
         self._next_heartbeat_ns = now_ns + HEARTBEAT_NS
-        self._client.queue_hello(self._hello)
+        self._client.queue_hello(ConsumerHello(
+            stream_id=self.stream_id, consumer_id=self.lease.client_id, supports_shm=Bool.TRUE,
+            supports_progress=Bool.FALSE, mode=Mode.STREAM, max_rate_hz=0,
+            expected_layout_version=LAYOUT_VERSION))
         position, mapping = self._position, self._mapping
         if position is not None and mapping is not None:
             self._send_qos(self._heartbeat_encoder, mapping.epoch, position)
