@@ -330,6 +330,8 @@ def one_run(driver: Driver, args: argparse.Namespace, scratch: Path) -> dict[str
     out: dict[str, Any] = {}
     for name, stream, size, frames in (("4k", SMALL, SMALL_BYTES, args.frames_4k),
                                        ("640k", LARGE, LARGE_BYTES, args.frames_640k)):
+        if name not in args.only:
+            continue
         geometry = ((SMALL_SLOTS, SMALL_BYTES) if size == SMALL_BYTES
                     else (LARGE_SLOTS, LARGE_STRIDE))
         before = copy_baselines(scratch, size, *geometry)
@@ -346,6 +348,8 @@ def one_run(driver: Driver, args: argparse.Namespace, scratch: Path) -> dict[str
             "waits": prod["waits"], "numpy": numpy_gib, "memcpy": memcpy_gib,
         }
     for wait in ("spin", "park"):
+        if f"lat_{wait}" not in args.only:
+            continue
         result = scenario(driver, SMALL, SMALL_BYTES, args.frames_latency, wait=wait,
                           pace_us=500)
         cons, prod = result["consumer"], result["producer"]
@@ -354,7 +358,8 @@ def one_run(driver: Driver, args: argparse.Namespace, scratch: Path) -> dict[str
             "prod_cpu": prod["cpu"], "cons_cpu": cons["cpu"], "driver_cpu": result["driver_cpu"],
             "frames": cons["frames"], "bad": cons["bad"], "lost": cons["lost"],
         }
-    out["idle"] = idle_scenario(driver, args.idle_seconds)
+    if "idle" in args.only:
+        out["idle"] = idle_scenario(driver, args.idle_seconds)
     return out
 
 
@@ -370,6 +375,8 @@ def report(runs: list[dict[str, Any]]) -> None:
 
     print(f"\nmedians of {len(runs)} run(s); CPU in % of one core, all threads of the process")
     for name, size in (("4k", "4 KiB"), ("640k", "640 KiB")):
+        if name not in runs[0]:
+            continue
         gib = med(name, "gib_s")
         print(f"{size} frames: {med(name, 'frames_s'):,.0f} frames/s = {gib:.2f} GiB/s; "
               f"latency under load p50/p99/max {med(name, 'p50'):.0f}/{med(name, 'p99'):.0f}/"
@@ -383,15 +390,18 @@ def report(runs: list[dict[str, Any]]) -> None:
               f"producer waits {med(name, 'waits'):.0f}")
     for wait in ("spin", "park"):
         key = f"lat_{wait}"
+        if key not in runs[0]:
+            continue
         print(f"one 4 KiB frame in flight, consumer {wait}s: p50/p99/max "
               f"{med(key, 'p50'):.1f}/{med(key, 'p99'):.1f}/{med(key, 'max'):.0f} us; CPU "
               f"producer {100 * med(key, 'prod_cpu'):.0f} %, consumer "
               f"{100 * med(key, 'cons_cpu'):.0f} %, driver {100 * med(key, 'driver_cpu'):.1f} %;"
               f" frames {med(key, 'frames'):.0f}, bad {med(key, 'bad'):.0f}, lost "
               f"{med(key, 'lost'):.0f}")
-    print(f"idle client (producer + consumer attached, not called): "
-          f"{100 * med('idle', 'idle'):.2f} % of a core; consumer waiting in poll(timeout=1) "
-          f"(park): {100 * med('idle', 'waiting'):.2f} %")
+    if "idle" in runs[0]:
+        print(f"idle client (producer + consumer attached, not called): "
+              f"{100 * med('idle', 'idle'):.2f} % of a core; consumer waiting in poll(timeout=1) "
+              f"(park): {100 * med('idle', 'waiting'):.2f} %")
     share = time.process_time() / max(time.monotonic() - START, 1e-9)
     print(f"bench orchestrator (this process, baselines included): {100 * share:.1f} %")
 
@@ -416,9 +426,12 @@ def main() -> int:
     parser.add_argument("--frames-640k", type=int, default=40_000)
     parser.add_argument("--frames-latency", type=int, default=4000)
     parser.add_argument("--idle-seconds", type=float, default=5.0)
+    parser.add_argument("--only", default="4k,640k,lat_spin,lat_park,idle",
+                        help="comma-separated scenarios to run")
     parser.add_argument("--throughput-wait", choices=["spin", "park"], default="park",
                         help="how the consumer waits in the throughput scenarios")
     args = parser.parse_args()
+    args.only = set(args.only.split(","))
     if args.role == "consumer":
         return run_consumer(args)
     if args.role == "producer":

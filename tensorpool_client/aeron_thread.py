@@ -43,9 +43,9 @@ log = logging.getLogger(__name__)
 FRAGMENT_LIMIT: Final = 32
 DEFAULT_QUEUE_CAPACITY: Final = 4096
 MIN_PARK_S: Final = 0.00005
-MAX_PARK_S: Final = 0.02
-"""Longest idle park: announces, revokes and keepalive timers are seen within 20 ms, and an
-idle loop wakes 50 times a second (well under 1 % of a core)."""
+MAX_PARK_S: Final = 0.05
+"""Longest idle park: announces, revokes and keepalive timers are seen within 50 ms, and an
+idle loop wakes 20 times a second (a timer wake-up costs tens of microseconds on a VM)."""
 
 
 @dataclass(slots=True)

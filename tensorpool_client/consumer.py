@@ -66,11 +66,17 @@ log = logging.getLogger(__name__)
 REMAP_RETRY_NS: Final = 250_000_000
 HEARTBEAT_NS: Final = 1_000_000_000
 DEFAULT_PARK_NS: Final = 100_000
-LONG_IDLE_STEPS: Final = ((20_000_000, 0.001), (200_000_000, 0.005))
-"""Parking consumers that have seen no descriptor for 20 ms park 1 ms at a time, and after
-200 ms 5 ms at a time: a steady stream keeps the short backoff (latency), a silent one costs
-well under 1 % of a core. Spinning consumers always spin."""
+PARK_SPINS: Final = 4
+PARK_YIELDS: Final = 2
+"""A parking consumer naps almost at once: on a 2-core machine a poller that spins or yields
+between frames takes memory bandwidth and CPU time from the producer's copies."""
+LONG_IDLE_STEPS: Final = ((20_000_000, 0.001), (200_000_000, 0.005), (1_000_000_000, 0.02))
+"""Parking consumers that have seen no descriptor for 20 ms park 1 ms at a time, after 200 ms
+5 ms, after 1 s 20 ms: a steady stream keeps the short backoff (latency), a silent one costs
+about 1 % of a core (a timer wake-up is dear on a VM). Spinning consumers always spin."""
 MAX_LOSS_RANGES: Final = 4096
+DROPPED_BEFORE_WAITING: Final = 4096
+"""Descriptors ``poll`` may skip (other streams, drops) before it honours its timeout."""
 _BODY_START: Final = 8
 _WORDS_PER_SLOT: Final = HEADER_SLOT_BYTES // 8
 _FIRST_WORD: Final = SUPERBLOCK_SIZE // 8
@@ -217,8 +223,8 @@ class Consumer:
         self.wait = wait
         """How ``poll`` waits: ``spin`` (lowest latency, a full core) or ``park`` (backoff)."""
         self._spin = pyaeron.IdleStrategy.busy_spin()
-        self._park = pyaeron.IdleStrategy.backoff(max_spins=10, max_yields=20,
-                                                  min_park_ns=1000, max_park_ns=park_ns)
+        self._park = pyaeron.IdleStrategy.backoff(
+            max_spins=PARK_SPINS, max_yields=PARK_YIELDS, min_park_ns=1000, max_park_ns=park_ns)
         self.drops: collections.Counter[str] = collections.Counter()
         """Dropped descriptors by reason: epoch, not_committed, other_seq, torn, invalid."""
         self.loss = LossLog(on_loss)
@@ -305,13 +311,15 @@ class Consumer:
         self._batch = batch
         deadline = 0
         idle = None
+        skip_budget = DROPPED_BEFORE_WAITING
         while True:
             fragments = self._poll_once(limit - len(batch))
             if batch:
                 self._position = batch[0].seq  # the caller holds the batch until its next poll
                 self._report_progress(idle=False)
                 return batch
-            if fragments:
+            skip_budget -= fragments
+            if fragments and skip_budget > 0:
                 continue  # every descriptor was dropped: look at the next ones at once
             self._position = self._last_seen  # earlier batches are released by this poll
             self._report_progress(idle=True)
