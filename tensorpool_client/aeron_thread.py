@@ -255,26 +255,19 @@ class AeronThread:
     def direct_publication(self, channel: str, stream_id: int,
                            timeout: float = 5.0) -> DirectPublication:
         """A concurrent publication that callers offer on from their own threads."""
-
-        def make(aeron: Any) -> DirectPublication:
-            handle = DirectPublication(aeron.add_publication(channel, stream_id), channel,
-                                       stream_id)
-            self._direct.append(handle)
-            return handle
-
-        return self.call(make, timeout)
+        return self.call(lambda aeron: self._keep(DirectPublication(
+            aeron.add_publication(channel, stream_id), channel, stream_id)), timeout)
 
     def direct_subscription(self, channel: str, stream_id: int,
                             timeout: float = 5.0) -> DirectSubscription:
         """A subscription that one caller thread at a time polls (this thread never does)."""
+        return self.call(lambda aeron: self._keep(DirectSubscription(
+            aeron.add_subscription(channel, stream_id), channel, stream_id)), timeout)
 
-        def make(aeron: Any) -> DirectSubscription:
-            handle = DirectSubscription(aeron.add_subscription(channel, stream_id), channel,
-                                        stream_id)
-            self._direct.append(handle)
-            return handle
-
-        return self.call(make, timeout)
+    def _keep[H: (DirectPublication, DirectSubscription)](self, handle: H) -> H:
+        """Remember a data-plane handle so that shutdown closes it under its guard."""
+        self._direct.append(handle)
+        return handle
 
     def subscription(
         self, channel: str, stream_id: int, *, handler: Callable[[bytes], None] | None = None,

@@ -28,15 +28,28 @@ OFFER_SPIN_NS: Final = 20_000
 """Back-pressure retries spin this long before they start yielding the CPU."""
 
 
-class DirectPublication:
-    """A concurrent Aeron publication offered on from any thread."""
+class _Guarded:
+    """An Aeron object behind a lock that its calls and its close both take."""
 
-    def __init__(self, publication: Any, channel: str, stream_id: int) -> None:
-        self._publication = publication
+    def __init__(self, resource: Any, channel: str, stream_id: int) -> None:
+        self._resource = resource
         self._guard = threading.Lock()
         self.channel = channel
         self.stream_id = stream_id
         self.closed = False
+
+    def close(self) -> None:
+        """Close (idempotent); waits for a call in flight on another thread."""
+        with self._guard:
+            if self.closed:
+                return
+            self.closed = True
+            with contextlib.suppress(pyaeron.AeronError):  # the client is already gone
+                self._resource.close()
+
+
+class DirectPublication(_Guarded):
+    """A concurrent Aeron publication offered on from any thread."""
 
     def offer(self, data: bytes | bytearray | memoryview, timeout_ns: int = 1_000_000_000,
               ) -> bool:
@@ -62,34 +75,18 @@ class DirectPublication:
             if self.closed:
                 raise ClientClosed("publication closed")
             try:
-                return self._publication.offer(data)
+                return self._resource.offer(data)
             except _CLOSED as exc:
                 raise ClientClosed(f"publication closed: {exc}") from exc
 
     def is_connected(self) -> bool:
         """Whether at least one subscriber is connected."""
         with self._guard:
-            return not self.closed and bool(self._publication.is_connected)
-
-    def close(self) -> None:
-        """Close (idempotent); waits for an offer in flight on another thread."""
-        with self._guard:
-            if self.closed:
-                return
-            self.closed = True
-            with contextlib.suppress(pyaeron.AeronError):  # the client is already gone
-                self._publication.close()
+            return not self.closed and bool(self._resource.is_connected)
 
 
-class DirectSubscription:
+class DirectSubscription(_Guarded):
     """An Aeron subscription polled by whichever single thread reads it at the moment."""
-
-    def __init__(self, subscription: Any, channel: str, stream_id: int) -> None:
-        self._subscription = subscription
-        self._guard = threading.Lock()
-        self.channel = channel
-        self.stream_id = stream_id
-        self.closed = False
 
     def poll(self, handler: Callable[[Any, Any], None], fragment_limit: int) -> int:
         """Deliver up to ``fragment_limit`` fragments to ``handler(buffer, header)``.
@@ -101,22 +98,7 @@ class DirectSubscription:
             if self.closed:
                 raise ClientClosed("subscription closed")
             try:
-                count: int = self._subscription.poll(handler, fragment_limit)
+                count: int = self._resource.poll(handler, fragment_limit)
             except pyaeron.ResourceClosed as exc:
                 raise ClientClosed("subscription closed") from exc
             return count
-
-    @property
-    def image_count(self) -> int:
-        """Publications currently connected to this subscription."""
-        with self._guard:
-            return 0 if self.closed else int(self._subscription.image_count)
-
-    def close(self) -> None:
-        """Close (idempotent); waits for a poll in flight on another thread."""
-        with self._guard:
-            if self.closed:
-                return
-            self.closed = True
-            with contextlib.suppress(pyaeron.AeronError):  # the client is already gone
-                self._subscription.close()

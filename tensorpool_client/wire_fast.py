@@ -15,15 +15,13 @@ import struct
 from typing import Any, Final
 
 from messages import FrameDescriptor, Mode, QosConsumer, encode
+from shm.slot_layout import WIRE_SCHEMA_ID, WIRE_SCHEMA_VERSION
 
 HEADER: Final = struct.Struct("<HHHH")
-WIRE_SCHEMA_ID: Final = 900
-SCHEMA_VERSION: Final = 1
 DESCRIPTOR_TEMPLATE: Final = 4
 DESCRIPTOR_BLOCK: Final = 40
 QOS_CONSUMER_TEMPLATE: Final = 5
 QOS_CONSUMER_BLOCK: Final = 41
-U32_NULL: Final = 0xFFFFFFFF
 U64_NULL: Final = 0xFFFFFFFFFFFFFFFF
 
 _DESCRIPTOR: Final = struct.Struct("<HHHHIQQQIQ")
@@ -59,7 +57,7 @@ def decode_descriptor(buf: Any) -> tuple[int, int, int] | None:
         return None
     block, template, schema, version, stream_id, epoch, seq, _ts, _meta, _trace = (
         _DESCRIPTOR.unpack_from(buf))
-    if (template != DESCRIPTOR_TEMPLATE or schema != WIRE_SCHEMA_ID or version > SCHEMA_VERSION
+    if (template != DESCRIPTOR_TEMPLATE or schema != WIRE_SCHEMA_ID or version > WIRE_SCHEMA_VERSION
             or block < DESCRIPTOR_BLOCK or len(buf) < HEADER.size + block):
         return None
     return stream_id, epoch, seq
@@ -89,7 +87,7 @@ def decode_qos_consumer(buf: Any) -> tuple[int, int, int, int] | None:
     block, template, schema, version, stream_id, consumer_id, epoch, last_seen, *_rest = (
         _QOS_CONSUMER.unpack_from(buf))
     if (template != QOS_CONSUMER_TEMPLATE or schema != WIRE_SCHEMA_ID
-            or version > SCHEMA_VERSION or block < QOS_CONSUMER_BLOCK
+            or version > WIRE_SCHEMA_VERSION or block < QOS_CONSUMER_BLOCK
             or size < HEADER.size + block):
         return None
     return stream_id, consumer_id, epoch, last_seen
