@@ -66,8 +66,8 @@ log = logging.getLogger(__name__)
 REMAP_RETRY_NS: Final = 250_000_000
 HEARTBEAT_NS: Final = 1_000_000_000
 DEFAULT_PARK_NS: Final = 100_000
-PARK_SPINS: Final = 4
-PARK_YIELDS: Final = 2
+PARK_SPINS: Final = 1
+PARK_YIELDS: Final = 0
 """A parking consumer naps almost at once: on a 2-core machine a poller that spins or yields
 between frames takes memory bandwidth and CPU time from the producer's copies."""
 LONG_IDLE_STEPS: Final = ((20_000_000, 0.001), (200_000_000, 0.005), (1_000_000_000, 0.02))
