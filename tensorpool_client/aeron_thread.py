@@ -164,6 +164,7 @@ class AeronThread:
         self._wake = threading.Event()
         self._expecting = 0
         """Requests waiting for a response: while > 0 the loop parks only ``MIN_PARK_S``."""
+        self._expecting_lock = threading.Lock()
         self._direct: list[DirectPublication | DirectSubscription] = []
         self._finished = threading.Event()
         """Set once the thread has failed every pending command and offer on its way out."""
@@ -217,12 +218,14 @@ class AeronThread:
     @contextlib.contextmanager
     def expect_response(self) -> Iterator[None]:
         """While inside, poll promptly: a response to a request just sent is due soon."""
-        self._expecting += 1
+        with self._expecting_lock:  # several user threads may be waiting at once
+            self._expecting += 1
         self._wake.set()
         try:
             yield
         finally:
-            self._expecting -= 1
+            with self._expecting_lock:
+                self._expecting -= 1
 
     def call[T](self, fn: Callable[[Any], T], timeout: float = 5.0) -> T:
         """Run ``fn(aeron)`` on the Aeron thread between polls and return its result."""

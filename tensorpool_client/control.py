@@ -387,4 +387,4 @@ class DriverClient:
             case ConsumerHello():
                 self.notices.record_hello(msg)
             case _:
-                self.stats.ignored += 1  # other clients' requests, hellos, descriptors
+                self.stats.ignored += 1  # other clients' requests, descriptors, QoS

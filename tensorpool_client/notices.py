@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 DEFAULT_FRESHNESS_NS: Final = 3_000_000_000
 """3 x the default announce period of 1 s."""
+HELLO_MEMORY: Final = 1024
+HELLO_FORGET_NS: Final = 60_000_000_000
+"""Past ``HELLO_MEMORY`` remembered consumers, hellos older than a minute are forgotten."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +126,12 @@ class NoticeBoard:
 
     def record_hello(self, msg: ConsumerHello, *, now_ns: int | None = None) -> None:
         """Remember when a consumer last said hello for a stream (hellos repeat every 1 s)."""
+        now = time.monotonic_ns() if now_ns is None else now_ns
         with self._cond:
-            self._hellos[msg.stream_id, msg.consumer_id] = (
-                time.monotonic_ns() if now_ns is None else now_ns)
+            self._hellos[msg.stream_id, msg.consumer_id] = now
+            if len(self._hellos) > HELLO_MEMORY:  # consumers come and go with fresh ids
+                self._hellos = {key: at for key, at in self._hellos.items()
+                                if now - at < HELLO_FORGET_NS}
             self._cond.notify_all()
 
     def hello_consumers(self, stream_id: int, *, since_ns: int) -> set[int]:

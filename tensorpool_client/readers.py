@@ -15,6 +15,7 @@ at once instead of holding the producer back for the freshness window.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -42,6 +43,9 @@ class ConsumerProgress:
         self._first_sight: dict[int, int] = {}
         """consumer id known only by hello -> the seq the producer was at when it saw it."""
         self.reports = 0
+        self._lock = threading.Lock()
+        """The producer's thread and the client's thread (draining QoS while the producer
+        writes nothing) may both read reports."""
 
     def on_fragment(self, buf: Any, _header: Any) -> None:
         """Aeron handler for the QoS stream: keep this stream's QosConsumer reports."""
@@ -51,25 +55,32 @@ class ConsumerProgress:
         stream_id, consumer_id, epoch, last_seen = fields
         if stream_id != self.stream_id or epoch != self.epoch:
             return
-        self.reports += 1
         now = time.monotonic_ns()
-        if last_seen == U64_NULL:
-            self._reports.pop(consumer_id, None)
-            self._first_sight.pop(consumer_id, None)
-            self._left[consumer_id] = now
-        else:
-            self._reports[consumer_id] = (now, last_seen)
-            self._left.pop(consumer_id, None)
+        with self._lock:
+            self.reports += 1
+            if last_seen == U64_NULL:
+                self._reports.pop(consumer_id, None)
+                self._first_sight.pop(consumer_id, None)
+                self._left[consumer_id] = now
+            else:
+                self._reports[consumer_id] = (now, last_seen)
+                self._left.pop(consumer_id, None)
 
     def known(self, now_ns: int | None = None) -> set[int]:
         """Consumer ids heard from (hello or QoS) within the window and not since left."""
         now = time.monotonic_ns() if now_ns is None else now_ns
+        with self._lock:
+            return self._known(now)
+
+    def _known(self, now: int) -> set[int]:
         since = now - self.window_ns
-        ids = {cid for cid, (at, _seen) in self._reports.items() if at >= since}
+        self._reports = {cid: r for cid, r in self._reports.items() if r[0] >= since}
+        self._left = {cid: at for cid, at in self._left.items() if at >= since}
+        ids = set(self._reports)
         for cid in self._notices.hello_consumers(self.stream_id, since_ns=since):
-            left = self._left.get(cid)
-            if left is None or left < since:
+            if cid not in self._left:
                 ids.add(cid)
+        self._first_sight = {cid: seq for cid, seq in self._first_sight.items() if cid in ids}
         return ids
 
     def slowest(self, next_seq: int, now_ns: int | None = None) -> tuple[int, int] | None:
@@ -81,8 +92,12 @@ class ConsumerProgress:
         any ``seq < L + nslots``. None when no consumer is known.
         """
         now = time.monotonic_ns() if now_ns is None else now_ns
+        with self._lock:
+            return self._slowest(next_seq, now)
+
+    def _slowest(self, next_seq: int, now: int) -> tuple[int, int] | None:
         slowest: tuple[int, int] | None = None
-        for cid in self.known(now):
+        for cid in self._known(now):
             report = self._reports.get(cid)
             if report is not None and report[0] >= now - self.window_ns:
                 position = report[1]
