@@ -373,7 +373,9 @@ def report(runs: list[dict[str, Any]]) -> None:
             values.append(float(value))
         return statistics.median(values)
 
-    print(f"\nmedians of {len(runs)} run(s); CPU in % of one core, all threads of the process")
+    print(f"\nmedians of {len(runs)} run(s); CPU in % of one core, all threads of the process; "
+          "1-minute load average before/after each run: "
+          + ", ".join(f"{run['load'][0]:.1f}/{run['load'][1]:.1f}" for run in runs))
     for name, size in (("4k", "4 KiB"), ("640k", "640 KiB")):
         if name not in runs[0]:
             continue
@@ -444,7 +446,9 @@ def main() -> int:
         driver = Driver(root)
         runs = []
         for i in range(args.runs):
+            load_before = os.getloadavg()[0]
             run = one_run(driver, args, root)
+            run["load"] = [load_before, os.getloadavg()[0]]
             print(f"run {i + 1}: {json.dumps(run)}", flush=True)
             runs.append(run)
         report(runs)

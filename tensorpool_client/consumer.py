@@ -280,7 +280,8 @@ class Consumer:
 
     @property
     def on_loss(self) -> Callable[[LostFrames], None] | None:
-        """Called with each loss as it is detected (on the polling thread)."""
+        """Called with each loss as it is detected, on the polling thread from inside the
+        descriptor poll: it must neither poll nor close the consumer or its client."""
         return self.loss.on_loss
 
     @on_loss.setter
