@@ -17,6 +17,10 @@ waiting in ``poll(timeout=1.0)`` with no frames. Beside them, in the same run, t
 copies the same frames into a /dev/shm mapping with numpy and with plain memcpy
 (``ctypes.memmove``), and prints the ratios. CPU is per process (all threads), from
 ``time.process_time`` in the children and /proc for the driver. Medians over ``--runs``.
+
+The machine may be shared: before each run the bench waits (up to ``--settle-max-s``) for the
+1-minute load average to fall below ``--settle-load``, and prints the load before and after
+every run next to the medians.
 """
 
 from __future__ import annotations
@@ -326,6 +330,14 @@ def _copy_rates(mapping: mmap.mmap, size: int, nslots: int, stride: int,
     return rates[0], rates[1]
 
 
+def settle(threshold: float, max_seconds: float) -> None:
+    """On a shared machine: wait until the 1-minute load average is under ``threshold``
+    (our own previous run included), at most ``max_seconds``; the load is printed anyway."""
+    deadline = time.monotonic() + max_seconds
+    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
+        time.sleep(5)
+
+
 def one_run(driver: Driver, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, stream, size, frames in (("4k", SMALL, SMALL_BYTES, args.frames_4k),
@@ -428,6 +440,9 @@ def main() -> int:
     parser.add_argument("--frames-640k", type=int, default=40_000)
     parser.add_argument("--frames-latency", type=int, default=4000)
     parser.add_argument("--idle-seconds", type=float, default=5.0)
+    parser.add_argument("--settle-load", type=float, default=1.0,
+                        help="before each run, wait for a 1-minute load average below this")
+    parser.add_argument("--settle-max-s", type=float, default=180.0)
     parser.add_argument("--only", default="4k,640k,lat_spin,lat_park,idle",
                         help="comma-separated scenarios to run")
     parser.add_argument("--throughput-wait", choices=["spin", "park"], default="park",
@@ -446,6 +461,7 @@ def main() -> int:
         driver = Driver(root)
         runs = []
         for i in range(args.runs):
+            settle(args.settle_load, args.settle_max_s)
             load_before = os.getloadavg()[0]
             run = one_run(driver, args, root)
             run["load"] = [load_before, os.getloadavg()[0]]
