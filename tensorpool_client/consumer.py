@@ -19,9 +19,10 @@ reader. Every lost seq lands in ``losses`` (merged ranges) and ``on_loss``.
 The consumer tells producers about itself with the spec's messages: a ConsumerHello at start
 and every second, and QosConsumer reports every quarter ring of progress, when it catches
 up, and every second (``lastSeqSeen`` = the oldest frame the caller may still be reading: the
-first of the batch last returned, or the last seen once a poll came back empty); a last report with ``lastSeqSeen = 2^64-1`` on close says
-it left (readers.py). Announces with a higher epoch make it remap, and so does a superblock
-whose pid or epoch changed under the mapping (shm-layout.md 8 step 8).
+first of the batch last returned, or the last seen once a poll came back empty); a last
+report with ``lastSeqSeen = 2^64-1`` on close says it left (readers.py). Announces with a
+higher epoch make it remap, and so does a superblock whose pid or epoch changed under the
+mapping (shm-layout.md 8 step 8).
 """
 
 from __future__ import annotations
