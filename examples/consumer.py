@@ -47,7 +47,8 @@ def main(argv: list[str]) -> int:
                 f"seq {frame.seq} epoch {frame.epoch} {data.dtype}{list(data.shape)} "
                 f"sum={data.sum()}"
             )
-        print(f"drops: {dict(consumer.drops)}")
+        print(f"drops: {dict(consumer.drops)}; lost frames: {consumer.frames_lost} "
+              f"{[f'{r.first_seq}-{r.last_seq} {r.reason}' for r in consumer.losses]}")
     return 0
 
 

@@ -61,6 +61,11 @@ class PayloadPoolView:
             self._mv, dtype=np.uint8, count=nslots * stride_bytes, offset=SUPERBLOCK_SIZE
         ).reshape(nslots, stride_bytes)
 
+    @property
+    def slots(self) -> npt.NDArray[np.uint8]:
+        """Every payload slot as one ``(nslots, stride_bytes)`` uint8 view."""
+        return self._array()
+
     def slot(self, index: int) -> npt.NDArray[np.uint8]:
         """The ``stride_bytes`` of payload slot ``index`` (writable when the mapping is)."""
         row: npt.NDArray[np.uint8] = self._array()[index]
@@ -121,6 +126,16 @@ class HeaderRing:
         if self._slots is None:
             raise ValueError("header ring was released")
         return self._slots
+
+    @property
+    def raw(self) -> memoryview:
+        """The whole region as bytes (the data-plane fast paths write and read through it)."""
+        return self._view()
+
+    @property
+    def words(self) -> memoryview:
+        """The region as little-endian uint64 words; ``seq_word_index`` locates a seqCommit."""
+        return self._view_words()
 
     def slot_index(self, seq: int) -> int:
         """``seq & (nslots - 1)``."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Final
 
 from messages import PublishMode
 from shm import seqlock
+from shm.superblock import HEADER_SLOT_BYTES, SUPERBLOCK_SIZE
 from tensorpool_bridge.chunking import chunk_count
 from tensorpool_bridge.reassembly import header_problem
 from tensorpool_client import Consumer, DriverClient, Producer
@@ -89,16 +90,17 @@ class SourceStream:
         mapping = self._consumer._mapping  # noqa: SLF001
         if mapping is None or mapping.epoch != epoch:
             return "epoch"
-        ring = mapping.ring
-        index = ring.slot_index(seq)
-        first = ring.load_seq_commit(index)
+        index = seq & (mapping.nslots - 1)
+        start = SUPERBLOCK_SIZE + index * HEADER_SLOT_BYTES
+        word_at, words = start // 8, mapping.words
+        first = seqlock.load(words, word_at)
         if not seqlock.is_committed(first) or seqlock.word_seq(first) != seq:
             return "not_committed"
-        slot = ring.slots[index].tobytes()
+        slot = mapping.raw[start : start + HEADER_SLOT_BYTES].tobytes()
         length = int.from_bytes(slot[8:12], "little")
         fields = header_problem(slot, seq, length)
         if fields is None:
-            return "torn" if ring.load_seq_commit(index) != first else "bad_header"
+            return "torn" if seqlock.load(words, word_at) != first else "bad_header"
         pool = mapping.pools.get(fields.pool_id)
         if pool is None or length > pool.stride_bytes:
             return "bad_header"
@@ -109,7 +111,7 @@ class SourceStream:
         if chunk_count(length, self._chunk_bytes) > MAX_CHUNKS:
             return "too_many_chunks"
         payload = pool.copy_out(index, length)
-        if ring.load_seq_commit(index) != first:
+        if seqlock.load(words, word_at) != first:
             return "torn"
         return slot, payload
 

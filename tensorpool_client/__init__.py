@@ -1,8 +1,10 @@
 """Python client of the tensorpool driver: control plane, producer and consumer.
 
-``DriverClient`` attaches, detaches and keeps leases alive over Aeron; ``Producer`` writes
-frames into a stream's shared memory and publishes FrameDescriptors; ``Consumer`` maps the
-stream read-only and returns zero-copy frames. Nothing here imports the driver's actors.
+``DriverClient`` attaches, detaches and keeps leases alive over Aeron; ``Producer`` claims
+slots of a stream's shared memory as writable arrays (or copies arrays in) and publishes
+FrameDescriptors from the caller's thread; ``Consumer`` maps the stream read-only, polls
+descriptors on the caller's thread and returns zero-copy frames, reporting every lost one.
+Nothing here imports the driver's actors.
 Those load on first use (pyaeron, numpy), so the admin CLI (``tensorpool_client.admin_cli``,
 what ``launcher.py status`` runs) starts without them.
 """
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from tensorpool_client.errors import (
     AttachRejected,
+    BackPressured,
     ClientClosed,
     ClientError,
     DetachRejected,
@@ -24,35 +27,42 @@ from tensorpool_client.lease import Lease
 
 if TYPE_CHECKING:
     from tensorpool_client.aeron_thread import AeronThread, PublicationHandle, SubscriptionHandle
-    from tensorpool_client.consumer import Consumer, Frame
+    from tensorpool_client.consumer import Consumer, Frame, LostFrames
     from tensorpool_client.control import ClientStats, DriverClient, default_aeron_dir
-    from tensorpool_client.producer import Producer
+    from tensorpool_client.direct import DirectPublication, DirectSubscription
+    from tensorpool_client.producer import FrameClaim, Producer
 
 _LAZY = {
     **dict.fromkeys(
         ("AeronThread", "PublicationHandle", "SubscriptionHandle"), "tensorpool_client.aeron_thread"
     ),
-    **dict.fromkeys(("Consumer", "Frame"), "tensorpool_client.consumer"),
+    **dict.fromkeys(("Consumer", "Frame", "LostFrames"), "tensorpool_client.consumer"),
     **dict.fromkeys(
         ("ClientStats", "DriverClient", "default_aeron_dir"), "tensorpool_client.control"
     ),
-    "Producer": "tensorpool_client.producer",
+    **dict.fromkeys(("DirectPublication", "DirectSubscription"), "tensorpool_client.direct"),
+    **dict.fromkeys(("FrameClaim", "Producer"), "tensorpool_client.producer"),
 }
 
 __all__ = [
     "AeronThread",
     "AttachRejected",
+    "BackPressured",
     "ClientClosed",
     "ClientError",
     "ClientStats",
     "Consumer",
     "DetachRejected",
+    "DirectPublication",
+    "DirectSubscription",
     "DriverClient",
     "Frame",
+    "FrameClaim",
     "FrameOverwritten",
     "InvalidResponse",
     "Lease",
     "LeaseLost",
+    "LostFrames",
     "Producer",
     "PublicationHandle",
     "RequestTimeout",

@@ -1,16 +1,26 @@
-"""The one thread that owns a client's Aeron objects, and the handles other threads use.
+"""The thread that owns a client's control-plane Aeron objects, and the handles others use.
 
-pyaeron objects must stay on one thread, and a fragment handler must neither re-poll nor close
-anything (notes/pyaeron-and-pykka.md). So every Aeron call runs here, between polls: user
+A fragment handler must neither re-poll nor close anything, and a subscription is polled by one
+thread at a time (notes/pyaeron-and-pykka.md). Control-plane work runs here, between polls: user
 threads submit commands through a queue and wait on futures, offers go through per-publication
 outboxes that are retried on later loop turns, and received fragments are copied out of the
-handler at once. Every loop turn ends with ``idle.idle(work)`` so other Python threads get the
-GIL.
+handler at once.
+
+The data plane does not go through this thread: ``direct_publication`` and
+``direct_subscription`` hand out Aeron objects that the caller's own thread offers on and polls
+(``tensorpool_client.direct``), so a frame costs no thread hand-off. This thread only creates
+them and, at shutdown, closes them under their guard so no caller is inside a call meanwhile.
+
+Idle cost: the loop does not spin or take short fixed naps. After a turn with work it parks
+for ``MIN_PARK_S``, doubling each idle turn up to ``MAX_PARK_S``; anything queued for it (a
+command, an offer, a close) sets ``_wake`` and ends the park at once, and while a request
+awaits its response (``expect_response``) the park stays at ``MIN_PARK_S``.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import queue
 import threading
@@ -22,15 +32,20 @@ from typing import TYPE_CHECKING, Any, Final
 import pyaeron
 
 from tensorpool_client.aeron_connect import connect
+from tensorpool_client.direct import DirectPublication, DirectSubscription
 from tensorpool_client.errors import ClientClosed
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 log = logging.getLogger(__name__)
 
 FRAGMENT_LIMIT: Final = 32
 DEFAULT_QUEUE_CAPACITY: Final = 4096
+MIN_PARK_S: Final = 0.00005
+MAX_PARK_S: Final = 0.05
+"""Longest idle park: announces, revokes and keepalive timers are seen within 50 ms, and an
+idle loop wakes 20 times a second (a timer wake-up costs tens of microseconds on a VM)."""
 
 
 @dataclass(slots=True)
@@ -77,6 +92,7 @@ class PublicationHandle:
         self._pub.outbox.append(_Offer(bytes(data), fut, deadline, drop_if_not_connected))
         if self._pub.closed:  # closed between the check and the append: nobody flushes it now
             _fail_outbox(self._pub)
+        self._owner.wake()
         return fut
 
     def is_connected(self, timeout: float = 5.0) -> bool:
@@ -145,6 +161,11 @@ class AeronThread:
         self._duties: list[Callable[[int], int]] = []
         self._ready = threading.Event()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._expecting = 0
+        """Requests waiting for a response: while > 0 the loop parks only ``MIN_PARK_S``."""
+        self._expecting_lock = threading.Lock()
+        self._direct: list[DirectPublication | DirectSubscription] = []
         self._finished = threading.Event()
         """Set once the thread has failed every pending command and offer on its way out."""
         self._start_error: BaseException | None = None
@@ -171,6 +192,7 @@ class AeronThread:
     def close(self) -> None:
         """Stop polling, close the Aeron client on its own thread, join (idempotent)."""
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
 
@@ -189,6 +211,22 @@ class AeronThread:
         elif duty in self._duties:
             self._duties.remove(duty)
 
+    def wake(self) -> None:
+        """End the current idle park now (work was queued for the thread)."""
+        self._wake.set()
+
+    @contextlib.contextmanager
+    def expect_response(self) -> Iterator[None]:
+        """While inside, poll promptly: a response to a request just sent is due soon."""
+        with self._expecting_lock:  # several user threads may be waiting at once
+            self._expecting += 1
+        self._wake.set()
+        try:
+            yield
+        finally:
+            with self._expecting_lock:
+                self._expecting -= 1
+
     def call[T](self, fn: Callable[[Any], T], timeout: float = 5.0) -> T:
         """Run ``fn(aeron)`` on the Aeron thread between polls and return its result."""
         if threading.current_thread() is self._thread:
@@ -197,6 +235,7 @@ class AeronThread:
             raise ClientClosed("client is not running")
         fut: Future[object] = Future()
         self._commands.put((fn, fut))
+        self._wake.set()
         if self._finished.is_set():  # the thread ended between the check and the put
             self._fail_commands()
         try:
@@ -215,6 +254,23 @@ class AeronThread:
             return pub
 
         return PublicationHandle(self, self.call(make, timeout), channel, stream_id)
+
+    def direct_publication(self, channel: str, stream_id: int,
+                           timeout: float = 5.0) -> DirectPublication:
+        """A concurrent publication that callers offer on from their own threads."""
+        return self.call(lambda aeron: self._keep(DirectPublication(
+            aeron.add_publication(channel, stream_id), channel, stream_id)), timeout)
+
+    def direct_subscription(self, channel: str, stream_id: int,
+                            timeout: float = 5.0) -> DirectSubscription:
+        """A subscription that one caller thread at a time polls (this thread never does)."""
+        return self.call(lambda aeron: self._keep(DirectSubscription(
+            aeron.add_subscription(channel, stream_id), channel, stream_id)), timeout)
+
+    def _keep[H: (DirectPublication, DirectSubscription)](self, handle: H) -> H:
+        """Remember a data-plane handle so that shutdown closes it under its guard."""
+        self._direct.append(handle)
+        return handle
 
     def subscription(
         self, channel: str, stream_id: int, *, handler: Callable[[bytes], None] | None = None,
@@ -262,9 +318,10 @@ class AeronThread:
             self._ready.set()
             return
         self._ready.set()
-        idle = pyaeron.IdleStrategy.backoff(max_park_ns=200_000)
+        park = MIN_PARK_S
         try:
             while not self._stop.is_set():
+                self._wake.clear()  # anything queued after this sets it again
                 work = self._run_commands()
                 work += self._poll_subscriptions()
                 work += self._flush_outboxes()
@@ -272,7 +329,10 @@ class AeronThread:
                 if self._aeron_client.is_closed:  # media driver lost: this client is dead
                     log.error("Aeron client closed (media driver stopped or timed out)")
                     return
-                idle.idle(work)
+                park = MIN_PARK_S if work or self._expecting else min(park * 2, MAX_PARK_S)
+                if any(pub.outbox for pub in self._pubs):  # back pressure: retry soon
+                    park = MIN_PARK_S
+                self._wake.wait(park)
         finally:
             self._shutdown()
 
@@ -348,6 +408,9 @@ class AeronThread:
                 fut.set_exception(ClientClosed("client closed"))
 
     def _shutdown(self) -> None:
+        for handle in self._direct:
+            handle.close()
+        self._direct.clear()
         for pub in self._pubs:
             pub.closed = True
             _fail_outbox(pub)

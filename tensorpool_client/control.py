@@ -22,6 +22,7 @@ import pyaeron
 import messages
 from messages import (
     ConsumerConfig,
+    ConsumerHello,
     DecodeError,
     HugepagesPolicy,
     ResponseCode,
@@ -48,7 +49,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
-    from messages import ConsumerHello, PublishMode
+    from messages import PublishMode
+    from tensorpool_client.direct import DirectPublication, DirectSubscription
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +233,10 @@ class DriverClient:
         """Offer a ConsumerHello on the control stream."""
         return self._pub().offer(messages.encode(hello))
 
+    def queue_hello(self, hello: ConsumerHello) -> None:
+        """Queue a ConsumerHello without waiting (safe on the client's own thread)."""
+        self._pub().offer_nowait(messages.encode(hello), drop_if_not_connected=True)
+
     def send_shutdown_request(
         self, token: str, reason: ShutdownReason = ShutdownReason.ADMIN, error_message: str = "",
     ) -> int:
@@ -276,6 +282,14 @@ class DriverClient:
         """A subscription polled by this client's Aeron thread."""
         return self._thread.subscription(channel, stream_id, handler=handler, capacity=capacity)
 
+    def direct_publication(self, channel: str, stream_id: int) -> DirectPublication:
+        """A publication the caller's threads offer on directly (descriptors, QoS)."""
+        return self._thread.direct_publication(channel, stream_id)
+
+    def direct_subscription(self, channel: str, stream_id: int) -> DirectSubscription:
+        """A subscription one caller thread at a time polls directly (descriptors, QoS)."""
+        return self._thread.direct_subscription(channel, stream_id)
+
     # ------------------------------------------------------------------ internals
 
     def _pub(self) -> PublicationHandle:
@@ -288,9 +302,10 @@ class DriverClient:
         fut = table.register(cid)
         try:
             remaining = max(deadline - time.monotonic(), 0.0)
-            if not self._pub().offer(data, timeout=remaining):
-                raise RequestTimeout("control publication did not accept the request")
-            return fut.result(max(deadline - time.monotonic(), 0.0))
+            with self._thread.expect_response():
+                if not self._pub().offer(data, timeout=remaining):
+                    raise RequestTimeout("control publication did not accept the request")
+                return fut.result(max(deadline - time.monotonic(), 0.0))
         except (FutureTimeout, TimeoutError) as exc:
             if not self._thread.running:
                 raise ClientClosed("client closed while waiting") from exc
@@ -338,7 +353,7 @@ class DriverClient:
         if not self._attaches.resolve(msg.correlation_id, msg) and added:
             self.notices.forget_grant(lease_id)
 
-    def _on_fragment(self, data: bytes) -> None:
+    def _on_fragment(self, data: bytes) -> None:  # noqa: C901 - one case per message type
         """On the Aeron thread: decode and route one control/announce fragment."""
         try:
             msg = messages.decode(data)
@@ -369,5 +384,7 @@ class DriverClient:
                 self.notices.record_announce(msg)
             case ConsumerConfig():
                 self.notices.record_config(msg)
+            case ConsumerHello():
+                self.notices.record_hello(msg)
             case _:
-                self.stats.ignored += 1  # other clients' requests, hellos, descriptors
+                self.stats.ignored += 1  # other clients' requests, descriptors, QoS

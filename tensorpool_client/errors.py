@@ -50,3 +50,13 @@ class LeaseLost(ClientError):  # noqa: N818 - names fixed by the client API
 
 class FrameOverwritten(ClientError):  # noqa: N818 - names fixed by the client API
     """A zero-copy frame's slot was rewritten by the producer before the copy finished."""
+
+
+class BackPressured(ClientError):  # noqa: N818 - names fixed by the client API
+    """A producer that does not overwrite unread frames waited too long for its slowest
+    consumer; ``slowest`` is that consumer's id and ``last_seq_seen`` what it reported."""
+
+    def __init__(self, message: str, slowest: int | None, last_seq_seen: int | None) -> None:
+        super().__init__(message)
+        self.slowest = slowest
+        self.last_seq_seen = last_seq_seen

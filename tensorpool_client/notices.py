@@ -1,10 +1,16 @@
-"""What a client has heard from the driver: revokes, shutdowns, announces, consumer configs.
+"""What a client has heard from the driver: revokes, shutdowns, announces, consumer configs,
+and the ConsumerHellos of other clients (which tell a producer who reads its stream).
 
 Written by the Aeron thread, read and waited on by user threads through one condition
 variable. Announces follow the consumer rules of wire-protocol.md §1: keep the highest epoch
 per stream, ignore announces older than a freshness window measured against local receipt
 time, and for MONOTONIC announces ignore those stamped before this client joined the stream
 (protection against a replayed Aeron log).
+
+The data plane asks "is my lease still valid?" and "is there a newer announce?" on every poll,
+so the board keeps two generation counters (``lease_generation``, ``announce_generation``)
+that change whenever the answer might; a reader compares one int and takes the lock only when
+it moved.
 """
 
 from __future__ import annotations
@@ -20,11 +26,20 @@ from tensorpool_client.errors import RequestTimeout
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from messages import ConsumerConfig, ShmDriverShutdown, ShmLeaseRevoked, ShmPoolAnnounce
+    from messages import (
+        ConsumerConfig,
+        ConsumerHello,
+        ShmDriverShutdown,
+        ShmLeaseRevoked,
+        ShmPoolAnnounce,
+    )
     from tensorpool_client.lease import Lease
 
 DEFAULT_FRESHNESS_NS: Final = 3_000_000_000
 """3 x the default announce period of 1 s."""
+HELLO_MEMORY: Final = 1024
+HELLO_FORGET_NS: Final = 60_000_000_000
+"""Past ``HELLO_MEMORY`` remembered consumers, hellos older than a minute are forgotten."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +74,12 @@ class NoticeBoard:
         self.announces_seen = 0
         self.announces_ignored = 0
         """Announces dropped as stale, pre-join, or of a lower epoch than already known."""
+        self.lease_generation = 0
+        """Bumped on every revoke and shutdown: lease validity may have changed."""
+        self.announce_generation = 0
+        """Bumped whenever a stream's latest announce changes."""
+        self._hellos: dict[tuple[int, int], int] = {}
+        """(stream id, consumer id) -> local receipt time of its latest ConsumerHello."""
 
     # ------------------------------------------------------------ recording (Aeron thread)
 
@@ -68,6 +89,7 @@ class NoticeBoard:
         with self._cond:
             self.revokes_seen += 1
             self._revokes.setdefault(key, msg)
+            self.lease_generation += 1
             self._cond.notify_all()
 
     def record_grant(self, lease_id: int) -> bool:
@@ -93,6 +115,7 @@ class NoticeBoard:
             if self._shutdown is None:
                 self._shutdown = msg
             self._granted.clear()
+            self.lease_generation += 1
             self._cond.notify_all()
 
     def record_config(self, msg: ConsumerConfig) -> None:
@@ -100,6 +123,22 @@ class NoticeBoard:
         with self._cond:
             self._configs.append(msg)
             self._cond.notify_all()
+
+    def record_hello(self, msg: ConsumerHello, *, now_ns: int | None = None) -> None:
+        """Remember when a consumer last said hello for a stream (hellos repeat every 1 s)."""
+        now = time.monotonic_ns() if now_ns is None else now_ns
+        with self._cond:
+            self._hellos[msg.stream_id, msg.consumer_id] = now
+            if len(self._hellos) > HELLO_MEMORY:  # consumers come and go with fresh ids
+                self._hellos = {key: at for key, at in self._hellos.items()
+                                if now - at < HELLO_FORGET_NS}
+            self._cond.notify_all()
+
+    def hello_consumers(self, stream_id: int, *, since_ns: int) -> set[int]:
+        """Consumer ids that said hello for ``stream_id`` at or after ``since_ns``."""
+        with self._cond:
+            return {cid for (sid, cid), at in self._hellos.items()
+                    if sid == stream_id and at >= since_ns}
 
     def record_announce(self, msg: ShmPoolAnnounce, *, now_ns: int | None = None) -> bool:
         """Apply the consumer announce rules; True when ``msg`` became the stream's latest."""
@@ -118,6 +157,7 @@ class NoticeBoard:
                 self.announces_ignored += 1
                 return False
             self._announces[msg.stream_id] = msg
+            self.announce_generation += 1
             self._cond.notify_all()
             return True
 

@@ -84,7 +84,8 @@ def frames_of(consumer: Consumer, wait: float = 1.0) -> list[Frame]:
     while time.monotonic() < deadline:
         frame = consumer.poll(0.05)
         if frame is not None:
-            out.append(dataclasses.replace(frame, array=frame.array.copy()))
+            frame.array = frame.array.copy()  # a private copy: the ring moves on
+            out.append(frame)
     return out
 
 

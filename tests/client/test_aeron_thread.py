@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pyaeron
 import pytest
 
-from tensorpool_client import AeronThread, ClientClosed, DriverClient
+from tensorpool_client import AeronThread, ClientClosed, DriverClient, aeron_thread
 from tensorpool_client.requests import CorrelationIds, PendingRequests
 
 if TYPE_CHECKING:
@@ -139,3 +139,22 @@ def test_an_answered_id_counts_later_responses_as_duplicates() -> None:
     table.abandon(7)  # timed out: a late answer is a duplicate, not a match
     assert not table.resolve(7, "late OK")
     assert table.duplicates == 2
+
+
+def test_queued_work_ends_an_idle_park_instead_of_waiting_it_out(
+    fake_aeron: FakeAeron, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With parks of an hour, only the wake-ups can make calls, offers and close return."""
+    monkeypatch.setattr(aeron_thread, "MIN_PARK_S", 3600.0)
+    monkeypatch.setattr(aeron_thread, "MAX_PARK_S", 3600.0)
+    thread = AeronThread("/unused")
+    thread.start()
+    try:
+        assert thread.call(lambda _a: 42, timeout=60) == 42
+        pub = thread.publication("aeron:ipc", 1, timeout=60)
+        assert pub.offer(b"x", timeout=60) is True
+        with thread.expect_response():
+            assert thread.call(lambda _a: "again", timeout=60) == "again"
+    finally:
+        thread.close()
+    assert not thread._thread.is_alive()
