@@ -161,7 +161,9 @@ def start_driver_system(
     own_clock = clock is None
     the_clock: Clock = MonotonicClock() if clock is None else clock
     own_dispatcher = dispatcher is None
-    pool = Dispatcher(workers=2, name="lease") if dispatcher is None else dispatcher
+    # One worker: LeaseActor handlers never block, and every extra runnable thread contends
+    # with the gateway thread (where the DriverActor runs) for the GIL.
+    pool = Dispatcher(workers=1, name="lease") if dispatcher is None else dispatcher
     stopped = threading.Event()
     link = SupervisorLink()
     policies = config.policies
