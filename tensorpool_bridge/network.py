@@ -15,10 +15,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import queue
 import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -43,6 +41,7 @@ from tensorpool_bridge.reassembly import (
     select_local_pool,
 )
 from tensorpool_client.aeron_connect import connect
+from tensorpool_client.command_queue import CommandQueue
 
 if TYPE_CHECKING:
     from collections.abc import Buffer, Callable
@@ -134,8 +133,7 @@ class NetworkLoop:
                     m, Reassembler(m.dest_stream_id, limits))
         self.counters: collections.Counter[str] = collections.Counter()
         """Per-instance receiver counters (§9) and loop health."""
-        self._commands: queue.SimpleQueue[tuple[Callable[[], object], Future[object]]] = (
-            queue.SimpleQueue())
+        self._commands = CommandQueue()
         self._thread = threading.Thread(target=self._run, name="bridge-network", daemon=True)
         self._ready = threading.Event()
         self._stop = threading.Event()
@@ -180,9 +178,7 @@ class NetworkLoop:
             return fn()
         if not self.running:
             raise RuntimeError("bridge network thread is not running")
-        fut: Future[object] = Future()
-        self._commands.put((fn, fut))
-        return fut.result(timeout)  # type: ignore[return-value]
+        return self._commands.put(fn).result(timeout)  # type: ignore[return-value]
 
     def install_source(self, source_stream_id: int, source: SourceStream | None) -> None:
         """Hand the sender path its CONSUMER lease (None takes it away: not sending)."""
@@ -325,27 +321,10 @@ class NetworkLoop:
             self._subs.append((sub, on_fragment, limit))
 
     def _run_commands(self) -> int:
-        work = 0
-        while True:
-            try:
-                fn, fut = self._commands.get_nowait()
-            except queue.Empty:
-                return work
-            work += 1
-            if fut.set_running_or_notify_cancel():
-                try:
-                    fut.set_result(fn())
-                except BaseException as exc:
-                    fut.set_exception(exc)
+        return self._commands.run()
 
     def _fail_commands(self) -> None:
-        while True:
-            try:
-                _fn, fut = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            if fut.set_running_or_notify_cancel():
-                fut.set_exception(RuntimeError("bridge network thread stopped"))
+        self._commands.fail_all(lambda: RuntimeError("bridge network thread stopped"))
 
     def _close_aeron(self) -> None:
         if self._aeron is not None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import queue
 import threading
 import time
 from concurrent.futures import Future
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pyaeron
 
 from tensorpool_client.aeron_connect import connect
+from tensorpool_client.command_queue import CommandQueue
 from tensorpool_client.direct import DirectPublication, DirectSubscription
 from tensorpool_client.errors import ClientClosed
 
@@ -153,9 +153,7 @@ class AeronThread:
     def __init__(self, aeron_dir: str, *, name: str = "tensorpool-client") -> None:
         self._aeron_dir = aeron_dir
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._commands: queue.SimpleQueue[tuple[Callable[[Any], object], Future[object]]] = (
-            queue.SimpleQueue()
-        )
+        self._commands = CommandQueue()
         self._pubs: list[_Pub] = []
         self._subs: list[tuple[Any, Callable[[Any, Any], None]]] = []
         self._duties: list[Callable[[int], int]] = []
@@ -233,8 +231,7 @@ class AeronThread:
             return fn(self._aeron_client)
         if not self.running:
             raise ClientClosed("client is not running")
-        fut: Future[object] = Future()
-        self._commands.put((fn, fut))
+        fut = self._commands.put(fn)
         self._wake.set()
         if self._finished.is_set():  # the thread ended between the check and the put
             self._fail_commands()
@@ -337,19 +334,7 @@ class AeronThread:
             self._shutdown()
 
     def _run_commands(self) -> int:
-        work = 0
-        while True:
-            try:
-                fn, fut = self._commands.get_nowait()
-            except queue.Empty:
-                return work
-            work += 1
-            if not fut.set_running_or_notify_cancel():
-                continue
-            try:
-                fut.set_result(fn(self._aeron_client))
-            except BaseException as exc:
-                fut.set_exception(exc)
+        return self._commands.run(self._aeron_client)
 
     def _poll_subscriptions(self) -> int:
         work = 0
@@ -399,13 +384,7 @@ class AeronThread:
         return work
 
     def _fail_commands(self) -> None:
-        while True:
-            try:
-                _fn, fut = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            if fut.set_running_or_notify_cancel():
-                fut.set_exception(ClientClosed("client closed"))
+        self._commands.fail_all(lambda: ClientClosed("client closed"))
 
     def _shutdown(self) -> None:
         for handle in self._direct:
