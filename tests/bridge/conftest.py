@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.log_follower import LogFollower
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -121,41 +121,22 @@ class Proc:
     argv: list[str]
     lines: list[str] = field(default_factory=list)
     proc: subprocess.Popen[str] | None = None
-    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
+    _log: LogFollower | None = None
 
     def start(self, ready: str | None = None, timeout: float = 30.0) -> Proc:
         self.lines.clear()
-        self._queue = queue.Queue()
+        self._log = LogFollower(self.lines)
         self.proc = subprocess.Popen(self.argv, cwd=REPO, env=child_env(),
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True)
-        threading.Thread(target=self._read, args=(self.proc, self._queue), daemon=True).start()
+        self._log.follow(self.proc.stderr)
         if ready is not None:
             self.wait_line(lambda line: ready in line, timeout)
         return self
 
-    @staticmethod
-    def _read(proc: subprocess.Popen[str], q: queue.Queue[str | None]) -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            q.put(line.rstrip("\n"))
-        q.put(None)
-
     def wait_line(self, predicate: Callable[[str], bool], timeout: float = 30.0) -> str:
-        for seen in self.lines:
-            if predicate(seen):
-                return seen
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._queue.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Empty:
-                raise AssertionError(f"log line not seen; log: {self.lines[-40:]}") from None
-            if line is None:
-                raise AssertionError(f"process exited early; log: {self.lines[-40:]}")
-            self.lines.append(line)
-            if predicate(line):
-                return line
+        assert self._log is not None
+        return self._log.wait_line(predicate, timeout, exited=lambda: "process exited early")
 
     def stop(self, timeout: float = 20.0) -> int | None:
         if self.proc is None:

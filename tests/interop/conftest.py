@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.log_follower import LogFollower
 
 from .rawclient import RawClient
 
@@ -104,7 +104,7 @@ class DriverProc:
     announce_stream: int
     proc: subprocess.Popen[str] | None = None
     lines: list[str] = field(default_factory=list)
-    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
+    _log: LogFollower | None = None
 
     @property
     def aeron_dir(self) -> str:
@@ -120,7 +120,7 @@ class DriverProc:
 
     def start(self, *extra: str, wait_ready: bool = True) -> DriverProc:
         self.lines.clear()
-        self._queue = queue.Queue()
+        self._log = LogFollower(self.lines)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -137,40 +137,24 @@ class DriverProc:
             stdout=subprocess.DEVNULL,
             text=True,
         )
-        threading.Thread(target=self._read, args=(self.proc, self._queue), daemon=True).start()
+        self._log.follow(self.proc.stderr)
         if wait_ready:
             self.wait_line(lambda line: "running:" in line)
         return self
 
-    @staticmethod
-    def _read(proc: subprocess.Popen[str], q: queue.Queue[str | None]) -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            q.put(line.rstrip("\n"))
-        q.put(None)
-
     def wait_line(self, predicate: Callable[[str], bool], timeout: float = 30.0) -> str:
-        for seen in self.lines:
-            if predicate(seen):
-                return seen
-        while True:
-            try:
-                line = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError(f"driver log line not seen; log: {self.lines}") from None
-            if line is None:
-                raise AssertionError(
-                    f"driver exited early ({self.proc and self.proc.poll()}); log: {self.lines}"
-                )
-            self.lines.append(line)
-            if predicate(line):
-                return line
+        assert self._log is not None
+        return self._log.wait_line(
+            predicate,
+            timeout,
+            exited=lambda: f"driver exited early ({self.proc and self.proc.poll()})",
+        )
 
     def wait_exit(self, timeout: float = 30.0) -> int:
         assert self.proc is not None
         code = self.proc.wait(timeout)
-        while (line := self._queue.get(timeout=timeout)) is not None:
-            self.lines.append(line)
+        assert self._log is not None
+        self._log.drain(timeout)
         return code
 
     def signal(self, sig: int) -> None:
