@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from messages.control import Role, ShutdownReason
+    from messages.control import Role, ShmLeaseKeepalive, ShutdownReason
     from messages.sbe import SbeMessage
 
 # --------------------------------------------------------------------------------------------
@@ -68,6 +68,16 @@ class IntakeCaughtUp:
     """
 
     now_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Keepalives:
+    """The keepalives one poll of the control stream read, in arrival order, told as one
+    message: at 10,000 leases a message per keepalive would be 10,000 envelopes, mailbox turns
+    and HSM dispatches a second where one loop will do. The gateway tells anything else it
+    reads after the keepalives read before it, so the order of requests is kept."""
+
+    batch: tuple[ShmLeaseKeepalive, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,15 +156,17 @@ class _DriverRun:
         except GatewayError as exc:
             log.error("%s", exc)  # noqa: TRY400
             return ExitCode.FAILURE
-        # Every request crosses the gateway and DriverActor threads; with several runnable
-        # threads, each hand-off can wait out the interpreter's switch interval (5 ms by
-        # default), which would dominate an attach round trip or a revoke's lateness.
+        # The gateway thread reads, decides (the DriverActor) and fires the driver's timers, but
+        # the lease and stream actors and the admin plane have threads of their own; with
+        # several runnable threads, each hand-off can wait out the interpreter's switch interval
+        # (5 ms by default), which would dominate an attach round trip or a revoke's lateness.
         previous_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
             return self.with_gateway(media, gateway)
         finally:
             gateway.close(GATEWAY_FLUSH_S)
+            gateway.clock.close()  # the driver's timers ran on it; the system has stopped
             sys.setswitchinterval(previous_interval)
 
     def with_gateway(self, media: MediaDriverHandle, gateway: ControlGateway) -> ExitCode:
@@ -187,6 +189,7 @@ class _DriverRun:
                 self.config,
                 outbox=gateway,
                 events=events,
+                clock=gateway.clock,
                 intake=gateway.intake,
                 driver_host=gateway.host,
             )

@@ -33,6 +33,7 @@ from messages.events import (
     EVENT_DETACH,
     EVENT_EPOCH_BUMP,
     IntakeCaughtUp,
+    Keepalives,
     LeaseCheckTimerFired,
 )
 
@@ -67,6 +68,19 @@ def _matching_lease(
 
 
 def on_keepalive(m: DriverModel, msg: ShmLeaseKeepalive) -> Outcome:
+    _keep_alive(m, msg, m.now_ns + m.ttl_ns)
+    return HANDLED
+
+
+def on_keepalives(m: DriverModel, ev: Keepalives) -> Outcome:
+    """One poll's keepalives, in order (one driver step, one deadline for all of them)."""
+    expiry_ns = m.now_ns + m.ttl_ns
+    for msg in ev.batch:
+        _keep_alive(m, msg, expiry_ns)
+    return HANDLED
+
+
+def _keep_alive(m: DriverModel, msg: ShmLeaseKeepalive, expiry_ns: int) -> None:
     record = _matching_lease(m, msg)
     if record is None:
         m.count(COUNTER_KEEPALIVE_IGNORED)
@@ -78,10 +92,9 @@ def on_keepalive(m: DriverModel, msg: ShmLeaseKeepalive) -> Outcome:
             msg.client_id,
             msg.stream_id,
         )
-        return HANDLED
-    m.leases.touch(record.lease_id, m.now_ns + m.ttl_ns)
+        return
+    m.leases.touch(record.lease_id, expiry_ns)
     m.count(COUNTER_KEEPALIVE_ACCEPTED)
-    return HANDLED
 
 
 def _reject_detach(m: DriverModel, msg: ShmDetachRequest, code: ResponseCode, text: str) -> None:
@@ -120,6 +133,7 @@ def on_detach(m: DriverModel, msg: ShmDetachRequest) -> Outcome:
 def on_lease_check(m: DriverModel, ev: LeaseCheckTimerFired) -> Outcome:
     m.now_ns = ev.now_ns
     m.lease_check_armed_ns = None  # the timer fired: it is no longer armed
+    m.lease_checked_ns = ev.now_ns
     expire_due(m)
     return HANDLED
 

@@ -41,6 +41,7 @@ from actors.driver.leases import (
     on_epoch_provisioned,
     on_intake_caught_up,
     on_keepalive,
+    on_keepalives,
     on_lease_check,
 )
 from actors.driver.model import NS_PER_MS, DriverModel
@@ -62,6 +63,7 @@ from messages.events import (
     AnnounceTimerFired,
     AttachVersionUnsupported,
     IntakeCaughtUp,
+    Keepalives,
     LeaseCheckTimerFired,
     ShutdownRequested,
     ShutdownTimerFired,
@@ -217,6 +219,7 @@ DRIVER_MACHINE: Final = Machine[DriverModel](
         ("Running", StreamReady): on_stream_ready,
         ("Running", ProvisionFailed): on_provision_failed,
         ("Running", ShmLeaseKeepalive): on_keepalive,
+        ("Running", Keepalives): on_keepalives,
         ("Running", ShmDetachRequest): on_detach,
         ("Running", LeaseCheckTimerFired): on_lease_check,
         ("Running", EpochProvisioned): on_epoch_provisioned,

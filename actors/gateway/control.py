@@ -27,6 +27,7 @@ import pyaeron
 
 import messages
 from actors.gateway.outbox import PublicationQueue
+from actors.runtime.clock import HostedClock
 from actors.runtime.counters import Counters
 from actors.runtime.dispatcher import HostedDispatcher
 from actors.runtime.intake import IntakeHorizon
@@ -44,6 +45,7 @@ from messages.events import (
     COUNTER_PUBLISH_FAILED,
     AttachVersionUnsupported,
     IntakeCaughtUp,
+    Keepalives,
 )
 from messages.sbe import HEADER
 from messages.wire import ConsumerHello
@@ -184,6 +186,10 @@ class ControlGateway:
         # is decoded, decided and its reply offered on this one thread.
         self.host = HostedDispatcher(name="driver")
         self.host.bind(self._wake.set)
+        # Its timers fire here too (start_driver_system(clock=gateway.clock)): a lease check
+        # is fired, decided and its revokes offered without waking another thread.
+        self.clock = HostedClock(name="gateway-clock")
+        self.clock.bind(self._wake.set)
         self._aeron_errors: deque[tuple[int, str]] = deque(maxlen=64)
         self._target: Target | None = None
         self._ready = threading.Event()
@@ -195,6 +201,7 @@ class ControlGateway:
         self._own_sessions: frozenset[int] = frozenset()
         self._replied_ns = 0  # when the last control message (not an announce) was routed
         self._received_keys: dict[type, str] = {}  # counter name per request class
+        self._keepalives: list[ShmLeaseKeepalive] = []  # read in this poll, not yet told
         self._owner = 0  # the poll thread's ident, once it runs
         self._routes: tuple[PublicationQueue, PublicationQueue] | None = None
         self._thread = threading.Thread(target=self._run, name="control-gateway", daemon=True)
@@ -284,6 +291,7 @@ class ControlGateway:
         except Exception as exc:  # no driver, bad channel: reported by start()
             self._startup_error = exc
             self.host.release()
+            self.clock.release()
             self._stopped.set()
             self._ready.set()
             return
@@ -297,6 +305,7 @@ class ControlGateway:
             self._fatal(f"Aeron failed: {type(exc).__name__}: {exc}")
         finally:
             self.host.release()
+            self.clock.release()
             for resource in (*pubs.values(), sub, aeron):
                 try:
                     resource.close()
@@ -365,6 +374,9 @@ class ControlGateway:
                 self._fatal("lost the Aeron media driver (client closed: driver timeout)")
                 return
             work, reading = self._read(sub, control_q)
+            # After the read: a lease check then finds every keepalive read before it queued
+            # ahead of it in the driver's mailbox.
+            work += self.clock.run_due(time.monotonic_ns())
             work += self.host.run_ready()
             now = time.monotonic_ns()
             work += self._route_outgoing(control_q, announce_q, now)
@@ -392,21 +404,31 @@ class ControlGateway:
         return self._skip_own(sub), False
 
     def _idle(self, sub: Any, wake: Waker, *, poll: bool) -> bool:
-        """Park until woken or a request arrives; True if requests were read.
+        """Park until woken, a timer is due or a request arrives; True if there is work.
 
         The cheapest loop the thread can idle in (a C-level timed lock wait and one poll per
-        park), so short parks stay affordable; every IDLE_TURN_NS it returns anyway, for the
-        outer loop's checks (media driver alive, Aeron errors, flush).
+        park), so short parks stay affordable; a park never runs past the clock's next
+        deadline, and every IDLE_TURN_NS it returns anyway, for the outer loop's checks (media
+        driver alive, Aeron errors, flush).
         """
         now = time.monotonic_ns()
         until = now + IDLE_TURN_NS
-        park_s = self._park_s(now - self._replied_ns)
         intake, handler, clock = self.intake, self._on_fragment, time.monotonic_ns
+        next_deadline = self.clock.next_deadline
         poll_sub = sub.poll
-        while not wake.wait(park_s):
+        while True:
+            park_ns = self._park_ns(now - self._replied_ns)
+            deadline = next_deadline()
+            if deadline is not None:
+                if deadline <= now:
+                    return True
+                park_ns = min(park_ns, deadline - now)
+            if wake.wait(park_ns / 1e9):
+                return False
             now = clock()
             if poll:
                 if poll_sub(handler, FRAGMENT_LIMIT):
+                    self._tell_keepalives()
                     return True  # the outer loop's poll moves the horizon past what was told
                 # Nothing was told: the horizon moves to this poll's start. The driver's
                 # want() wakes this thread (the wait returns True), so the answer it waits for
@@ -414,10 +436,8 @@ class ControlGateway:
                 intake.read_ns = now
             if now >= until:
                 return False
-            park_s = self._park_s(now - self._replied_ns)
-        return False
 
-    def _park_s(self, quiet_ns: int) -> float:
+    def _park_ns(self, quiet_ns: int) -> int:
         """How long to park ``quiet_ns`` after the last reply (see HOT_PARK_NS)."""
         if quiet_ns < HOT_WINDOW_NS:
             park = HOT_PARK_NS
@@ -427,7 +447,7 @@ class ControlGateway:
             park = COOL_PARK_NS
         else:
             park = self._max_park_ns
-        return min(park, self._max_park_ns) / 1e9
+        return min(park, self._max_park_ns)
 
     def _poll(self, sub: Any) -> int:
         """Read up to FRAGMENT_LIMIT requests; having drained the log, move the horizon.
@@ -439,6 +459,7 @@ class ControlGateway:
         """
         started_ns = time.monotonic_ns()
         read: int = sub.poll(self._on_fragment, FRAGMENT_LIMIT)
+        self._tell_keepalives()
         if read < FRAGMENT_LIMIT and self.intake.caught_up(started_ns):
             self._tell(IntakeCaughtUp(started_ns))
         return read
@@ -532,7 +553,19 @@ class ControlGateway:
         if key is None:
             key = self._received_keys[kind] = f"{COUNTER_RECEIVED}.{kind.__name__}"
         self._counters.inc(key)
+        if kind is ShmLeaseKeepalive:
+            self._keepalives.append(message)  # type: ignore[arg-type]
+            return
+        self._tell_keepalives()  # the keepalives read before it go first
         target.tell(message)
+
+    def _tell_keepalives(self) -> None:
+        """Tell the keepalives read since the last request or poll: one message for all."""
+        batch = self._keepalives
+        if not batch:
+            return
+        self._keepalives = []
+        self._tell(batch[0] if len(batch) == 1 else Keepalives(tuple(batch)))
 
     def _count_decode_error(self, exc: messages.DecodeError, size: int) -> None:
         kind = type(exc).__name__

@@ -2,11 +2,13 @@
 
 Timers are deadlines on CLOCK_MONOTONIC nanoseconds (the spec's lease and announce clock).
 Production uses ``MonotonicClock``: one daemon thread that sleeps until the earliest deadline
-and runs the callbacks there, in deadline order. Tests use ``ManualClock``, which moves only
-when told to and fires due callbacks synchronously inside ``advance``, so every firing time a
-test asserts is exact.
+and runs the callbacks there, in deadline order; the driver process uses ``HostedClock``, whose
+callbacks the control gateway's poll thread runs (where the DriverActor runs too). Tests use
+``ManualClock``, which moves only when told to and fires due callbacks synchronously inside
+``advance``, so every firing time a test asserts is exact.
 
-Callbacks run on the clock's thread (or the thread calling ``advance``) and must not block:
+Callbacks run on the clock's thread (the host's, or the thread calling ``advance``) and must
+not block:
 the TimerActor's callbacks only ``tell``.
 """
 
@@ -22,7 +24,14 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Clock", "ClockClosedError", "ManualClock", "MonotonicClock", "TimerHandle"]
+__all__ = [
+    "Clock",
+    "ClockClosedError",
+    "HostedClock",
+    "ManualClock",
+    "MonotonicClock",
+    "TimerHandle",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -175,22 +184,130 @@ class MonotonicClock:
             self._thread.join()
 
     def _run(self) -> None:
+        _serve(self._cond, self._timers)
+
+
+def _serve(
+    cond: threading.Condition, timers: _TimerQueue, retire: Callable[[], bool] | None = None
+) -> None:
+    """A clock thread's loop: sleep until the earliest deadline, fire, until closed (or, with
+    ``retire``, until no timer is pending and ``retire``, called under the lock, agrees)."""
+    while True:
+        with cond:
+            while True:
+                if timers.closed or (retire is not None and not len(timers) and retire()):
+                    return
+                now = time.monotonic_ns()
+                due = timers.pop_due(now)
+                if due is not None:
+                    break
+                deadline = timers.next_deadline()
+                cond.wait(None if deadline is None else (deadline - now) / 1e9)
+        try:
+            due[1]()
+        except Exception:
+            logger.exception("timer callback at %d ns failed", due[0])
+
+
+class HostedClock:
+    """``time.monotonic_ns`` whose callbacks fire on a host loop's thread: no thread of its own.
+
+    The host (the control gateway's poll thread, which also runs the DriverActor) calls
+    ``run_due`` on every loop turn and parks no longer than ``next_deadline``; ``call_at`` from
+    another thread wakes it when the earliest deadline moves closer. So a lease check fires,
+    decides and has its revokes offered on one thread: no clock thread waking up and no wait for
+    the interpreter's switch interval between them. When the host's loop ends (``release``), a
+    thread fires what is left and what comes, like ``MonotonicClock``'s; it runs only while
+    timers are pending, so a released clock nobody closes holds no thread.
+    """
+
+    def __init__(self, name: str = "hosted-clock") -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._timers = _TimerQueue(self._cond)
+        self._name = name
+        self._wake: Callable[[], None] = _no_wake
+        self._released = False
+        self._thread: threading.Thread | None = None
+
+    def bind(self, wake: Callable[[], None]) -> None:
+        """The host's wake-up; ``call_at`` calls it (from any thread) for a sooner deadline."""
+        self._wake = wake
+
+    def now_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def call_at(self, deadline_ns: int, callback: Callable[[], None]) -> TimerHandle:
+        with self._cond:
+            earliest = self._timers.next_deadline()
+            handle = self._timers.push(deadline_ns, callback)
+            sooner = earliest is None or deadline_ns < earliest
+            hosted = not self._released
+            if not hosted:
+                self._serve_released()
+        if sooner and hosted:
+            self._wake()
+        return handle
+
+    def pending(self) -> int:
+        """Timers scheduled and not yet fired or cancelled."""
+        with self._cond:
+            return len(self._timers)
+
+    def next_deadline(self) -> int | None:
+        """Host thread: the earliest pending deadline (how long the host may park)."""
+        with self._cond:
+            return self._timers.next_deadline()
+
+    def run_due(self, now_ns: int) -> int:
+        """Host thread: fire every callback due at ``now_ns`` in deadline order; how many."""
         cond, timers = self._cond, self._timers
+        fired = 0
         while True:
             with cond:
-                while True:
-                    if timers.closed:
-                        return
-                    now = time.monotonic_ns()
-                    due = timers.pop_due(now)
-                    if due is not None:
-                        break
-                    deadline = timers.next_deadline()
-                    cond.wait(None if deadline is None else (deadline - now) / 1e9)
+                due = timers.pop_due(now_ns)
+            if due is None:
+                return fired
+            fired += 1
             try:
                 due[1]()
             except Exception:
                 logger.exception("timer callback at %d ns failed", due[0])
+
+    def release(self) -> None:
+        """The host's loop ends: a thread of its own fires the timers from now on."""
+        with self._cond:
+            if self._released or self._timers.closed:
+                return
+            self._released = True
+            self._serve_released()
+
+    def _serve_released(self) -> None:
+        """Wake the released clock's thread, or start one; the caller holds the lock."""
+        if self._thread is not None:
+            self._cond.notify()
+        elif len(self._timers):
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        _serve(self._cond, self._timers, self._retire)
+
+    def _retire(self) -> bool:
+        """Nothing pending: the thread ends; the next ``call_at`` starts another."""
+        self._thread = None
+        return True
+
+    def close(self) -> None:
+        with self._cond:
+            self._timers.close()
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None and threading.current_thread() is not thread:
+            thread.join()
+
+
+def _no_wake() -> None:
+    """Until a host binds: its loop runs ``run_due`` on every turn anyway."""
 
 
 class ManualClock:

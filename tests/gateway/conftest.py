@@ -11,7 +11,7 @@ import pykka
 import pytest
 
 from actors.gateway.control import ControlGateway, GatewayChannels
-from messages.events import IntakeCaughtUp
+from messages.events import IntakeCaughtUp, Keepalives
 from tensorpool_client.aeron_connect import connect
 
 if TYPE_CHECKING:
@@ -48,13 +48,16 @@ class Recorder(pykka.ThreadingActor):
             if isinstance(message, IntakeCaughtUp):
                 rec.intake.append((message, len(rec.messages)))
             else:
-                rec.messages.append(message)
+                rec.told.append(message)
+                # The requests one by one: a poll's keepalives come as one Keepalives.
+                rec.messages.extend(message.batch if isinstance(message, Keepalives) else [message])
             rec.cond.notify_all()
 
 
 class Recording:
     def __init__(self) -> None:
         self.messages: list[Any] = []
+        self.told: list[Any] = []  # as told, Keepalives batches whole
         # Each IntakeCaughtUp with how many requests had been told before it.
         self.intake: list[tuple[IntakeCaughtUp, int]] = []
         self.cond = threading.Condition()
@@ -139,6 +142,7 @@ def make_gateway(media_driver: str) -> Iterator[Callable[..., ControlGateway]]:
     finally:
         for gw in made:
             gw.close(flush_timeout=0.5)
+            gw.clock.close()
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from messages.events import (
     COUNTER_HANDLER_ERRORS,
     COUNTER_IGNORED,
     AttachVersionUnsupported,
+    Keepalives,
 )
 
 if TYPE_CHECKING:
@@ -224,12 +225,37 @@ def test_a_failing_target_is_counted_and_polling_goes_on(
 
     gw.bind(Broken())
     peer.send(messages.encode(keepalive(9)))
-    peer.send(messages.encode(keepalive(10)))
+    peer.send(messages.encode(ShmDetachRequest(
+        correlation_id=1, lease_id=9, stream_id=10000, client_id=7, role=Role.PRODUCER
+    )))
     deadline_counter = f"{COUNTER_HANDLER_ERRORS}"
     peer.poll_until(lambda: gw.counters().get(deadline_counter, 0) >= 2)
     gw.bind(recording.ref)
     peer.send(messages.encode(keepalive(11)))
     assert recording.wait_for(lambda seen: len(seen) >= 1) == [keepalive(11)]
+
+
+def test_keepalives_read_in_one_poll_are_told_as_one_message_in_request_order(
+    make_gateway: Callable[..., ControlGateway],
+    make_peer: Callable[..., Peer],
+    recording: Recording,
+) -> None:
+    gw = make_gateway()
+    peer = make_peer()
+    detach = ShmDetachRequest(
+        correlation_id=3, lease_id=2, stream_id=10000, client_id=7, role=Role.PRODUCER
+    )
+    sent = [keepalive(1), keepalive(2), detach, keepalive(3), keepalive(4), keepalive(5)]
+    for message in sent:  # all in the log before the gateway reads any of it
+        peer.send(messages.encode(message))
+    gw.bind(recording.ref)
+    assert recording.wait_for(lambda seen: len(seen) >= len(sent)) == sent
+    assert recording.told == [
+        Keepalives((keepalive(1), keepalive(2))),  # told before the detach that follows them
+        detach,
+        Keepalives((keepalive(3), keepalive(4), keepalive(5))),
+    ]
+    assert gw.counters()["gateway.received.ShmLeaseKeepalive"] == 5
 
 
 def test_requests_sent_before_bind_wait_for_the_driver(

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from actors.runtime.clock import Clock, ClockClosedError, ManualClock, MonotonicClock, TimerHandle
+from actors.runtime.clock import (
+    Clock,
+    ClockClosedError,
+    HostedClock,
+    ManualClock,
+    MonotonicClock,
+    TimerHandle,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -266,3 +273,95 @@ class TestMonotonicClock:
             assert not clock._thread.is_alive()
         finally:
             clock.close()
+
+
+class TestHostedClock:
+    """Timers fired by a host loop (the gateway's poll thread), then by a thread of their own."""
+
+    def test_run_due_fires_due_callbacks_in_deadline_order_and_only_those(self) -> None:
+        clock = HostedClock()
+        fired: list[int] = []
+        now = clock.now_ns()
+        for i in (3, 1, 2):
+            clock.call_at(now - 10 + i, partial(fired.append, i))
+        later = clock.call_at(now + 3_600 * 10**9, partial(fired.append, 99))
+        assert clock.run_due(now) == 3
+        assert fired == [1, 2, 3]
+        assert clock.run_due(now) == 0
+        assert clock.next_deadline() == now + 3_600 * 10**9
+        later.cancel()
+        assert clock.next_deadline() is None
+        clock.close()
+
+    def test_a_sooner_deadline_wakes_the_host_and_a_later_one_does_not(self) -> None:
+        clock = HostedClock()
+        wakes: list[str] = []
+        clock.bind(lambda: wakes.append(threading.current_thread().name))
+        now = clock.now_ns()
+        clock.call_at(now + 2_000, lambda: None)
+        clock.call_at(now + 3_000, lambda: None)  # not sooner: no wake-up
+        waker = threading.Thread(target=clock.call_at, args=(now + 1_000, lambda: None), name="w")
+        waker.start()
+        waker.join()
+        assert wakes == [threading.current_thread().name, "w"]
+        clock.close()
+
+    def test_a_failing_callback_does_not_stop_the_others(self) -> None:
+        clock = HostedClock()
+        fired: list[str] = []
+
+        def boom() -> None:
+            raise RuntimeError("callback bug")
+
+        now = clock.now_ns()
+        clock.call_at(now - 2, boom)
+        clock.call_at(now - 1, partial(fired.append, "after"))
+        assert clock.run_due(now) == 2
+        assert fired == ["after"]
+        clock.close()
+
+    def test_release_hands_the_timers_to_a_thread_of_its_own(self) -> None:
+        clock = HostedClock(name="released-clock")
+        done = threading.Event()
+        names: list[str] = []
+
+        def cb() -> None:
+            names.append(threading.current_thread().name)
+            done.set()
+
+        clock.call_at(clock.now_ns() + 2_000_000, cb)
+        clock.release()
+        clock.release()  # idempotent
+        assert done.wait(5.0)
+        assert names == ["released-clock"]
+        late = threading.Event()
+        clock.call_at(clock.now_ns(), late.set)  # scheduled after the release: still fires
+        assert late.wait(5.0)
+        thread = clock._thread
+        if thread is not None:  # it ends once nothing is pending
+            thread.join(5.0)
+        assert clock._thread is None
+        pending = clock.call_at(clock.now_ns() + 3_600 * 10**9, lambda: None)
+        thread = clock._thread
+        assert thread is not None
+        assert thread.is_alive()
+        clock.close()
+        assert pending.cancelled
+        assert not thread.is_alive()
+
+    def test_close_drops_pending_timers_and_refuses_new_ones(self) -> None:
+        clock = HostedClock()
+        handle = clock.call_at(0, lambda: None)
+        clock.close()
+        assert handle.cancelled
+        assert clock.run_due(clock.now_ns()) == 0
+        with pytest.raises(ClockClosedError):
+            clock.call_at(0, lambda: None)
+        clock.release()  # a closed clock starts no thread
+        assert clock._thread is None
+        clock.close()
+
+    def test_is_a_clock(self) -> None:
+        clock: Clock = HostedClock()
+        assert clock.now_ns() > 0
+        clock.close()

@@ -37,6 +37,7 @@ from actors.driver.effects import (
 )
 from actors.driver.leases import INTAKE_RECHECK_NS, MAX_EXPIRY_DEFERRAL_NS
 from actors.driver.machine import DriverStarted, new_driver_hsm
+from actors.driver.model import LEASE_CHECK_MIN_GAP_NS as GAP
 from actors.driver.model import DriverModel
 from actors.testing import small_config
 from messages.control import (
@@ -55,6 +56,7 @@ from messages.control import (
 from messages.events import (
     COUNTER_EXPIRY_DEFERRED,
     IntakeCaughtUp,
+    Keepalives,
     LeaseCheckTimerFired,
     ShutdownRequested,
     ShutdownTimerFired,
@@ -271,6 +273,28 @@ def test_keepalive_needs_all_four_ids(driver: Hsm[DriverModel]) -> None:
     assert record.expiry_ns == 1000 + TTL
 
 
+def test_a_batch_of_keepalives_is_each_keepalive_in_order(driver: Hsm[DriverModel]) -> None:
+    producer = attach(driver)
+    consumer = attach(driver, client_id=8, role=Role.CONSUMER)
+    model = driver.model
+    model.now_ns = 1000
+    theirs = ShmLeaseKeepalive(
+        lease_id=consumer, stream_id=10000, client_id=8, role=Role.CONSUMER, client_timestamp_ns=0
+    )
+    batch = Keepalives((keepalive(producer), keepalive(consumer), theirs, keepalive(999)))
+    assert driver.dispatch(batch) == []
+    assert model.counters["keepalive.accepted"] == 2
+    assert model.counters["keepalive.ignored"] == 2  # client 7 holds no lease 999 or consumer's
+    assert [r.expiry_ns for r in model.leases] == [1000 + TTL, 1000 + TTL]
+    driver.dispatch(ShutdownRequested(ShutdownReason.NORMAL))
+    assert driver.in_state("Draining")
+    model.now_ns = 2000
+    driver.dispatch(Keepalives((keepalive(producer),)))  # Draining still serves them
+    record = model.leases.get(producer)
+    assert record is not None
+    assert record.expiry_ns == 2000 + TTL
+
+
 def wire(effects: list[object]) -> list[object]:
     """Effects other than events and the lease-check arming."""
     return [e for e in effects if not isinstance(e, Emit | ArmLeaseCheck)]
@@ -292,11 +316,32 @@ def expired(lease_id: int, now_ns: int) -> list[object]:
 
 def test_expiry_is_strict_and_puts_the_revoke_on_the_wire(driver: Hsm[DriverModel]) -> None:
     lease_id = attach(driver)
-    assert driver.dispatch(LeaseCheckTimerFired(TTL)) == [ArmLeaseCheck(TTL + 1)]
+    assert driver.dispatch(LeaseCheckTimerFired(TTL - 2 * GAP)) == [ArmLeaseCheck(TTL + 1)]
+    # Due at TTL + 1, not at TTL; the next check comes a gap after this one.
+    assert driver.dispatch(LeaseCheckTimerFired(TTL)) == [ArmLeaseCheck(TTL + GAP)]
     effects = driver.dispatch(LeaseCheckTimerFired(TTL + 1))
     assert wire(effects)[:2] == expired(lease_id, TTL + 1)
     assert isinstance(wire(effects)[2], TellStream)  # the producer's stream: ProducerLeaseLost
     assert driver.model.leases.get(lease_id) is None
+
+
+def test_leases_due_within_a_gap_of_the_last_check_end_together_in_the_next(
+    driver: Hsm[DriverModel],
+) -> None:
+    """One check per deadline would cost a timer firing and a driver turn per lease when
+    thousands end each second: a check ends what is due, and the next one comes no sooner
+    than a gap later and ends every lease due by then, in one batch."""
+    first = attach(driver, client_id=7)
+    driver.model.now_ns = GAP // 4
+    second = attach(driver, client_id=8, role=Role.CONSUMER)
+    driver.model.now_ns = GAP // 2
+    third = attach(driver, client_id=9, role=Role.CONSUMER)
+    effects = driver.dispatch(LeaseCheckTimerFired(TTL + 1))
+    assert [m.lease_id for m in sends(effects)] == [first]
+    assert ArmLeaseCheck(TTL + 1 + GAP) in effects  # not TTL + GAP // 4 + 1
+    effects = driver.dispatch(LeaseCheckTimerFired(TTL + 1 + GAP))
+    assert [m.lease_id for m in sends(effects)] == [second, third]
+    assert len(driver.model.leases) == 0
 
 
 def test_expiry_waits_for_the_gateway_to_have_read_past_the_deadline(
@@ -331,7 +376,8 @@ def test_a_gateway_that_never_catches_up_delays_expiry_by_at_most_the_cap(
 def test_a_horizon_ahead_of_the_timer_does_not_expire_early(driver: Hsm[DriverModel]) -> None:
     attach(driver)
     driver.dispatch(IntakeCaughtUp(TTL * 10))
-    assert driver.dispatch(LeaseCheckTimerFired(TTL)) == [ArmLeaseCheck(TTL + 1)]
+    assert driver.dispatch(LeaseCheckTimerFired(TTL)) == [ArmLeaseCheck(TTL + GAP)]
+    assert len(driver.model.leases) == 1
     assert driver.model.counters[COUNTER_EXPIRY_DEFERRED] == 0
 
 
