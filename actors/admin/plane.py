@@ -76,7 +76,10 @@ class QueueEventSink:
     """EventSink for the driver's actors: append to a bounded queue and poke the admin thread.
 
     Never blocks and never raises: a full queue (the admin thread stalled) drops the event and
-    counts it, because losing an admin event is better than stalling a lease sweep.
+    counts it, because losing an admin event is better than stalling a lease sweep. While
+    nobody subscribes (``observed``, kept by the admin thread from XPUB's reports) an event is
+    only counted: queueing it would wake the admin thread, a system call and a thread hand-off
+    per attach, to throw it away.
     """
 
     def __init__(self, wake_fd: int, capacity: int = EVENT_QUEUE_CAPACITY) -> None:
@@ -85,8 +88,13 @@ class QueueEventSink:
         self._wake_fd = wake_fd
         self._wake_lock = threading.Lock()  # held only around one non-blocking write
         self.dropped = 0
+        self.unobserved = 0
+        self.observed = False  # someone subscribes to some topic (set by the admin thread)
 
     def emit(self, event: DriverEvent) -> None:
+        if not self.observed:
+            self.unobserved += 1
+            return
         if len(self._queue) >= self._capacity:
             self.dropped += 1
             return
@@ -424,6 +432,9 @@ class AdminPlane:
         counters["admin.events_dropped"] = self.events.dropped + counters.get(
             "admin.events_dropped", 0
         )
+        counters["admin.events_unobserved"] = self.events.unobserved + counters.get(
+            "admin.events_unobserved", 0
+        )
         return counters
 
     def _reply_error(
@@ -453,6 +464,7 @@ class AdminPlane:
                 self._topics.add(frame[1:])
             elif frame[:1] == b"\x00":
                 self._topics.discard(frame[1:])
+            self.events.observed = bool(self._topics)
 
     def _publish(self, events: Socket) -> None:
         drained = self.events.drain()

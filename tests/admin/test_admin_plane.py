@@ -249,6 +249,7 @@ class TestEvents:
                 break
         assert counters.get("admin.events_unobserved") == 5
         assert "admin.events_published" not in counters
+        assert not plane.events.drain()  # counted at emit: the admin thread was never woken
         sub = _subscribe(plane)  # once someone follows, events are published again
         try:
             plane.events.emit(DriverEvent("attach", 9, {"lease_id": 9}))
@@ -279,6 +280,7 @@ class TestEvents:
 
     def test_emit_never_blocks_when_the_queue_is_full(self, config: DriverConfig) -> None:
         admin = AdminPlane(config, dict, event_capacity=3)  # never started: nobody drains
+        admin.events.observed = True  # as if someone subscribed
         try:
             for i in range(10):
                 admin.events.emit(DriverEvent("x", i))
@@ -317,7 +319,8 @@ class TestLifecycle:
             assert admin.endpoints == ()
             admin.events.emit(DriverEvent("attach", 1))
             admin.bind_driver(fake_driver)
-            assert admin.events.dropped == 1
+            assert admin.events.unobserved == 1  # nobody can subscribe: counted, not queued
+            assert admin.events.dropped == 0
             assert config.admin.run_dir is not None
             assert not config.admin.run_dir.exists()
         finally:
