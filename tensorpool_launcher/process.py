@@ -171,6 +171,7 @@ class _DriverRun:
 
     def with_gateway(self, media: MediaDriverHandle, gateway: ControlGateway) -> ExitCode:
         from actors import start_driver_system  # noqa: PLC0415
+        from actors.runtime.gc_freezer import GcFreezer  # noqa: PLC0415
 
         def info() -> Mapping[str, object]:
             return {
@@ -193,6 +194,8 @@ class _DriverRun:
                 intake=gateway.intake,
                 driver_host=gateway.host,
             )
+            freezer = GcFreezer()  # no full GC passes over the leases (gc_freezer.py)
+            freezer.install()
             try:
                 if admin is not None:
                     admin.bind_driver(system.driver)
@@ -203,6 +206,7 @@ class _DriverRun:
                     gateway.close(GATEWAY_FLUSH_S)  # the final ShmDriverShutdown goes out
             finally:
                 system.stop()
+                freezer.uninstall()
         finally:
             if admin is not None:
                 admin.stop()
