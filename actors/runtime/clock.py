@@ -228,6 +228,7 @@ class HostedClock:
         self._wake: Callable[[], None] = _no_wake
         self._released = False
         self._thread: threading.Thread | None = None
+        self._host = 0  # the host thread's ident, once it ran run_due
 
     def bind(self, wake: Callable[[], None]) -> None:
         """The host's wake-up; ``call_at`` calls it (from any thread) for a sooner deadline."""
@@ -244,8 +245,8 @@ class HostedClock:
             hosted = not self._released
             if not hosted:
                 self._serve_released()
-        if sooner and hosted:
-            self._wake()
+        if sooner and hosted and threading.get_ident() != self._host:
+            self._wake()  # (the host itself looks at next_deadline before it parks)
         return handle
 
     def pending(self) -> int:
@@ -261,6 +262,7 @@ class HostedClock:
     def run_due(self, now_ns: int) -> int:
         """Host thread: fire every callback due at ``now_ns`` in deadline order; how many."""
         cond, timers = self._cond, self._timers
+        self._host = threading.get_ident()
         fired = 0
         while True:
             with cond:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -273,6 +274,28 @@ class TestFailures:
 
 
 class TestStopping:
+    def test_a_thread_waiting_on_actor_stopped_is_released_by_the_stop(self) -> None:
+        ref = Recorder.start()
+        assert not ref.actor_stopped.is_set()
+        waited: list[bool] = []
+        waiter = threading.Thread(target=lambda: waited.append(ref.actor_stopped.wait(TIMEOUT)))
+        waiter.start()
+        assert not ref.actor_stopped.wait(0.01)  # a waiter before the stop times out
+        assert ref.stop(timeout=TIMEOUT) is True
+        waiter.join(TIMEOUT)
+        assert waited == [True]
+        assert ref.actor_stopped.is_set()
+        assert ref.actor_stopped.wait(0)
+        assert not ref.is_alive()
+
+    def test_urns_are_unique_uuid_urns(self) -> None:
+        refs = [Recorder.start() for _ in range(50)]
+        urns = [ref.actor_urn for ref in refs]
+        assert len(set(urns)) == 50
+        assert all(uuid.UUID(urn).urn == urn for urn in urns)
+        registered = [pykka.ActorRegistry.get_by_urn(urn) for urn in urns]
+        assert registered == refs
+
     def test_the_mailbox_lets_go_of_a_stopped_actor(self) -> None:
         """Actor and mailbox hold each other until teardown breaks the cycle, so reference
         counting frees a stopped actor without the cyclic GC."""

@@ -304,6 +304,9 @@ class TestHostedClock:
         waker.start()
         waker.join()
         assert wakes == [threading.current_thread().name, "w"]
+        clock.run_due(now)  # this thread is the host from now on
+        clock.call_at(now + 500, lambda: None)  # sooner, but the host looks before it parks
+        assert wakes == [threading.current_thread().name, "w"]
         clock.close()
 
     def test_a_failing_callback_does_not_stop_the_others(self) -> None:
