@@ -102,6 +102,13 @@ class _TimerQueue:
         heapq.heappush(self._heap, (deadline_ns, next(self._seq), handle))
         return handle
 
+    def push_first(
+        self, deadline_ns: int, callback: Callable[[], None]
+    ) -> tuple[TimerHandle, bool]:
+        """``push``, and whether the new timer is now the earliest (a sleeper must wake)."""
+        earliest = self.next_deadline()
+        return self.push(deadline_ns, callback), earliest is None or deadline_ns < earliest
+
     def cancel(self, handle: TimerHandle) -> None:
         with self.lock:
             if handle._callback is None:  # noqa: SLF001 - same module
@@ -147,7 +154,24 @@ class _TimerQueue:
         return len(self._heap) - self._cancelled
 
 
-class MonotonicClock:
+class _QueueClock:
+    """What the clocks built on a ``_TimerQueue`` share: its lock and the queries on it."""
+
+    _cond: threading.Condition
+    _timers: _TimerQueue
+
+    def pending(self) -> int:
+        """Timers scheduled and not yet fired or cancelled."""
+        with self._cond:
+            return len(self._timers)
+
+    def next_deadline(self) -> int | None:
+        """The earliest pending deadline, or None."""
+        with self._cond:
+            return self._timers.next_deadline()
+
+
+class MonotonicClock(_QueueClock):
     """``time.monotonic_ns`` with one daemon thread that fires callbacks in deadline order.
 
     A callback that raises is logged and the thread carries on with the next one. ``close``
@@ -165,16 +189,10 @@ class MonotonicClock:
 
     def call_at(self, deadline_ns: int, callback: Callable[[], None]) -> TimerHandle:
         with self._cond:
-            earliest = self._timers.next_deadline()
-            handle = self._timers.push(deadline_ns, callback)
-            if earliest is None or deadline_ns < earliest:
+            handle, sooner = self._timers.push_first(deadline_ns, callback)
+            if sooner:
                 self._cond.notify()
         return handle
-
-    def pending(self) -> int:
-        """Timers scheduled and not yet fired or cancelled."""
-        with self._cond:
-            return len(self._timers)
 
     def close(self) -> None:
         with self._cond:
@@ -209,7 +227,7 @@ def _serve(
             logger.exception("timer callback at %d ns failed", due[0])
 
 
-class HostedClock:
+class HostedClock(_QueueClock):
     """``time.monotonic_ns`` whose callbacks fire on a host loop's thread: no thread of its own.
 
     The host (the control gateway's poll thread, which also runs the DriverActor) calls
@@ -239,25 +257,13 @@ class HostedClock:
 
     def call_at(self, deadline_ns: int, callback: Callable[[], None]) -> TimerHandle:
         with self._cond:
-            earliest = self._timers.next_deadline()
-            handle = self._timers.push(deadline_ns, callback)
-            sooner = earliest is None or deadline_ns < earliest
+            handle, sooner = self._timers.push_first(deadline_ns, callback)
             hosted = not self._released
             if not hosted:
                 self._serve_released()
         if sooner and hosted and threading.get_ident() != self._host:
             self._wake()  # (the host itself looks at next_deadline before it parks)
         return handle
-
-    def pending(self) -> int:
-        """Timers scheduled and not yet fired or cancelled."""
-        with self._cond:
-            return len(self._timers)
-
-    def next_deadline(self) -> int | None:
-        """Host thread: the earliest pending deadline (how long the host may park)."""
-        with self._cond:
-            return self._timers.next_deadline()
 
     def run_due(self, now_ns: int) -> int:
         """Host thread: fire every callback due at ``now_ns`` in deadline order; how many."""
@@ -312,7 +318,7 @@ def _no_wake() -> None:
     """Until a host binds: its loop runs ``run_due`` on every turn anyway."""
 
 
-class ManualClock:
+class ManualClock(_QueueClock):
     """A clock that moves only through ``advance``/``advance_to``, for deterministic tests.
 
     ``advance_to(t)`` fires every callback due at or before ``t`` in deadline order (ties in
@@ -340,16 +346,6 @@ class ManualClock:
             handle = self._timers.push(deadline_ns, callback)
             self._cond.notify_all()
         return handle
-
-    def pending(self) -> int:
-        """Timers scheduled and not yet fired or cancelled."""
-        with self._cond:
-            return len(self._timers)
-
-    def next_deadline(self) -> int | None:
-        """The earliest pending deadline, or None."""
-        with self._cond:
-            return self._timers.next_deadline()
 
     def wait_for_pending(self, count: int, timeout: float = 5.0) -> bool:
         """Block until at least ``count`` timers are pending (an actor armed them) or timeout."""

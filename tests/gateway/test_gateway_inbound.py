@@ -62,15 +62,21 @@ REVOKED = ShmLeaseRevoked(
 
 
 @pytest.fixture
+def unbound_gateway_and_peer(
+    make_gateway: Callable[..., ControlGateway], make_peer: Callable[..., Peer]
+) -> tuple[ControlGateway, Peer]:
+    """A default gateway, bound to nothing yet (requests wait in the log), and a peer."""
+    return make_gateway(), make_peer()
+
+
+@pytest.fixture
 def gateway_and_peer(
-    make_gateway: Callable[..., ControlGateway],
-    make_peer: Callable[..., Peer],
-    recording: Recording,
+    unbound_gateway_and_peer: tuple[ControlGateway, Peer], recording: Recording
 ) -> tuple[ControlGateway, Peer]:
     """A default gateway, already bound to ``recording``, and a default peer."""
-    gw = make_gateway()
+    gw, peer = unbound_gateway_and_peer
     gw.bind(recording.ref)
-    return gw, make_peer()
+    return gw, peer
 
 
 def keepalive(lease_id: int) -> ShmLeaseKeepalive:
@@ -212,12 +218,9 @@ def test_random_bytes_never_stop_the_loop(
 
 
 def test_a_failing_target_is_counted_and_polling_goes_on(
-    make_gateway: Callable[..., ControlGateway],
-    make_peer: Callable[..., Peer],
-    recording: Recording,
+    unbound_gateway_and_peer: tuple[ControlGateway, Peer], recording: Recording
 ) -> None:
-    gw = make_gateway()
-    peer = make_peer()
+    gw, peer = unbound_gateway_and_peer
 
     class Broken:
         def tell(self, message: object) -> None:
@@ -225,9 +228,13 @@ def test_a_failing_target_is_counted_and_polling_goes_on(
 
     gw.bind(Broken())
     peer.send(messages.encode(keepalive(9)))
-    peer.send(messages.encode(ShmDetachRequest(
-        correlation_id=1, lease_id=9, stream_id=10000, client_id=7, role=Role.PRODUCER
-    )))
+    peer.send(
+        messages.encode(
+            ShmDetachRequest(
+                correlation_id=1, lease_id=9, stream_id=10000, client_id=7, role=Role.PRODUCER
+            )
+        )
+    )
     deadline_counter = f"{COUNTER_HANDLER_ERRORS}"
     peer.poll_until(lambda: gw.counters().get(deadline_counter, 0) >= 2)
     gw.bind(recording.ref)
@@ -236,12 +243,9 @@ def test_a_failing_target_is_counted_and_polling_goes_on(
 
 
 def test_keepalives_read_in_one_poll_are_told_as_one_message_in_request_order(
-    make_gateway: Callable[..., ControlGateway],
-    make_peer: Callable[..., Peer],
-    recording: Recording,
+    unbound_gateway_and_peer: tuple[ControlGateway, Peer], recording: Recording
 ) -> None:
-    gw = make_gateway()
-    peer = make_peer()
+    gw, peer = unbound_gateway_and_peer
     detach = ShmDetachRequest(
         correlation_id=3, lease_id=2, stream_id=10000, client_id=7, role=Role.PRODUCER
     )
