@@ -6,8 +6,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, cast, get_args
 
 if TYPE_CHECKING:
-    from actors.driver.commands import DiscardEpoch, EndLease, EpochInfo, GrantLease
-    from actors.stream.machine import ProvisionCause
+    from actors.driver.commands import (
+        DiscardEpoch,
+        EndLease,
+        EpochInfo,
+        GrantLease,
+        ProvisionCommand,
+    )
     from messages.control import Role
     from messages.events import DriverEvent
     from messages.sbe import SbeMessage
@@ -37,8 +42,10 @@ class Emit:
 
 @dataclass(frozen=True, slots=True)
 class TellStream:
+    """Tell the stream's StreamActor to provision (or to drop an epoch nobody will announce)."""
+
     stream_id: int
-    command: ProvisionCause | DiscardEpoch
+    command: ProvisionCommand | DiscardEpoch
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

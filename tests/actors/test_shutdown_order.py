@@ -24,32 +24,11 @@ from messages.control import (
 )
 from messages.events import ShutdownRequested
 from messages.wire import ShmPoolAnnounce
-from shm.provision import ProvisionedEpoch, ProvisionRequest, provision_epoch
-from tests.actors.harness import Harness
+from tests.actors.harness import WAIT_S, BlockingProvisioner, Harness
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-
-WAIT_S = 10.0
-
-
-class BlockingProvisioner:
-    """Provisions for real, once released."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        self.done = threading.Event()
-
-    def __call__(self, request: ProvisionRequest) -> ProvisionedEpoch:
-        self.entered.set()
-        assert self.release.wait(WAIT_S)
-        try:
-            return provision_epoch(request)
-        finally:
-            self.done.set()
-
 
 @pytest.fixture
 def prov() -> BlockingProvisioner:
