@@ -7,7 +7,7 @@ reserve the node id and lease id. A consumer of a stream whose HSM is Ready or
 ProducerAttached is granted at once from its epoch (no StreamActor round trip, no dispatch:
 what those states' row decides); otherwise the attach goes to the Stream HSM, which asks
 its StreamActor for an epoch or queues it, and grants or fails it on the StreamActor's
-reply (``on_stream_ready`` / ``on_provision_failed``). A grant sends the OK response, then
+reply (``stream_replies.py``). A grant sends the OK response, then
 the announce, then starts the LeaseActor (``DriverModel.grant``).
 """
 
@@ -31,7 +31,6 @@ from actors.runtime.hsm import HANDLED, Outcome
 from messages.control import ResponseCode, Role, ShmAttachRequest
 
 if TYPE_CHECKING:
-    from actors.driver.commands import ProvisionFailed, StreamReady
     from actors.driver.model import DriverModel
     from messages.events import AttachVersionUnsupported
 
@@ -100,14 +99,6 @@ def _start_attach(m: DriverModel, req: ShmAttachRequest, plan: AttachPlan) -> No
         return
     m.pending.add(attach)
     m.run_stream(stream, stream.dispatch(attach))
-
-
-def on_stream_ready(m: DriverModel, ev: StreamReady | ProvisionFailed) -> Outcome:
-    """The StreamActor's answer to an attach's provisioning: the Stream HSM decides."""
-    stream = m.streams.get(ev.stream_id)
-    if stream is not None:
-        m.run_stream(stream, stream.dispatch(ev))
-    return HANDLED
 
 
 def on_attach_draining(m: DriverModel, req: ShmAttachRequest) -> Outcome:

@@ -28,18 +28,15 @@ from messages.events import (
     COUNTER_EXPIRY_DEFERRED,
     COUNTER_KEEPALIVE_ACCEPTED,
     COUNTER_KEEPALIVE_IGNORED,
-    COUNTER_PROVISION_FAILED,
     EVENT_DETACH,
     IntakeCaughtUp,
     LeaseCheckTimerFired,
 )
 
 if TYPE_CHECKING:
-    from actors.driver.commands import EpochProvisioned, EpochProvisionFailed
     from actors.driver.lease_table import LeaseRecord
     from actors.driver.model import DriverModel
 
-logger = logging.getLogger(__name__)
 
 TEXT_UNKNOWN_LEASE = "unknown lease"
 MAX_EXPIRY_DEFERRAL_NS = 10_000_000_000  # how far expiry may wait for the gateway's intake
@@ -153,23 +150,3 @@ def expire_due(m: DriverModel) -> None:
     else:
         m.arm_lease_check()
     m.finish_ending(due, LeaseRevokeReason.EXPIRED, revokes)
-
-
-def on_epoch_provisioned(m: DriverModel, ev: EpochProvisioned) -> Outcome:
-    """The new epoch after a producer's end or a restart: the Stream HSM announces it, then
-    answers the detaches and replays the requests that waited for it."""
-    stream = m.streams.get(ev.stream_id)
-    if stream is not None:
-        m.run_stream(stream, stream.dispatch(ev))
-    return HANDLED
-
-
-def on_epoch_provision_failed(m: DriverModel, ev: EpochProvisionFailed) -> Outcome:
-    """The old epoch stays (the Stream HSM announces it again and settles all the same)."""
-    stream = m.streams.get(ev.stream_id)
-    if stream is None:
-        return HANDLED
-    logger.error("stream %d: re-provisioning failed: %s", ev.stream_id, ev.detail)
-    m.count(COUNTER_PROVISION_FAILED)
-    m.run_stream(stream, stream.dispatch(ev))
-    return HANDLED

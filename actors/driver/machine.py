@@ -19,7 +19,6 @@ from typing import Final
 from actors.driver.attach import (
     on_attach,
     on_attach_draining,
-    on_stream_ready,
     on_version_unsupported,
 )
 from actors.driver.children import on_child_failed
@@ -36,13 +35,12 @@ from actors.driver.consumer_streams import DECLINED, HelloRequest, HelloVerdict,
 from actors.driver.effects import ArmShutdown, EnterStopped, TellStream
 from actors.driver.leases import (
     on_detach,
-    on_epoch_provision_failed,
-    on_epoch_provisioned,
     on_intake_caught_up,
     on_keepalive,
     on_lease_check,
 )
 from actors.driver.model import NS_PER_MS, DriverModel
+from actors.driver.stream_replies import on_epoch_provision_failed, on_stream_reply
 from actors.runtime.hsm import HANDLED, Hsm, Machine, Outcome, State, Transition
 from messages.control import (
     Role,
@@ -212,12 +210,12 @@ DRIVER_MACHINE: Final = Machine[DriverModel](
         ("Driver", IntakeCaughtUp): on_intake_caught_up,
         ("Running", ShmAttachRequest): on_attach,
         ("Running", AttachVersionUnsupported): on_version_unsupported,
-        ("Running", StreamReady): on_stream_ready,
-        ("Running", ProvisionFailed): on_stream_ready,
+        ("Running", StreamReady): on_stream_reply,
+        ("Running", ProvisionFailed): on_stream_reply,
         ("Running", ShmLeaseKeepalive): on_keepalive,
         ("Running", ShmDetachRequest): on_detach,
         ("Running", LeaseCheckTimerFired): on_lease_check,
-        ("Running", EpochProvisioned): on_epoch_provisioned,
+        ("Running", EpochProvisioned): on_stream_reply,
         ("Running", EpochProvisionFailed): on_epoch_provision_failed,
         ("Running", ChildFailed): on_child_failed,
         ("Running", AnnounceTimerFired): _on_announce_timer,

@@ -29,6 +29,7 @@ from messages.control import (
     ShmDetachRequest,
     ShmDetachResponse,
     ShmLeaseKeepalive,
+    ShmLeaseRevoked,
     ShutdownReason,
 )
 from messages.events import LeaseCheckTimerFired, ShutdownRequested
@@ -107,6 +108,7 @@ def test_a_consumer_lease_lost_during_provisioning_leaves_the_attach_in_flight(
     effects = driver.dispatch(LeaseCheckTimerFired(TTL + 1))  # the consumer's lease expires
     (revokes,) = [e for e in effects if isinstance(e, SendAll)]
     (revoke,) = revokes.messages
+    assert isinstance(revoke, ShmLeaseRevoked)
     assert (revoke.lease_id, revoke.reason) == (first.attach.lease_id, LeaseRevokeReason.EXPIRED)
     assert asked(effects) == []
     assert state(driver) == "Stream.Provisioning"
