@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, cast, get_args
+from typing import TYPE_CHECKING, Final
+
+from actors.runtime.hsm import effect_check
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from actors.driver.commands import (
         DiscardEpoch,
         EndLease,
@@ -125,11 +129,4 @@ type DriverEffect = (
     | ArmShutdown
     | EnterStopped
 )
-_DRIVER_EFFECTS: Final = get_args(DriverEffect.__value__)
-
-
-def driver_effect(effect: object) -> DriverEffect:
-    """An effect of the Driver HSM, typed; anything else is a bug, never silently dropped."""
-    if isinstance(effect, _DRIVER_EFFECTS):
-        return cast("DriverEffect", effect)
-    raise TypeError(f"unknown driver effect {effect!r}")
+driver_effect: Final[Callable[[object], DriverEffect]] = effect_check(DriverEffect, "driver effect")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, cast, get_args
+from typing import TYPE_CHECKING, Final
 
 from actors.driver.commands import (
     EpochProvisioned,
@@ -40,10 +40,21 @@ from actors.driver.commands import (
     ProvisionFailed,
     StreamReady,
 )
-from actors.runtime.hsm import HANDLED, Hsm, HsmModel, Machine, Outcome, State, Transition
+from actors.runtime.hsm import (
+    HANDLED,
+    Hsm,
+    HsmModel,
+    Machine,
+    Outcome,
+    State,
+    Transition,
+    effect_check,
+)
 from messages.control import Role, ShmAttachRequest
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from actors.driver.commands import EpochInfo
     from tensorpool_config.model import Profile
 
@@ -156,14 +167,9 @@ type StreamEffect = (
     | RevokeProducer
     | Forget
 )
-_STREAM_EFFECTS: Final = get_args(StreamEffect.__value__)
-
-
-def stream_effect(effect: object) -> StreamEffect:
-    """An effect of this machine, typed; anything else is a bug, never silently dropped."""
-    if isinstance(effect, _STREAM_EFFECTS):
-        return cast("StreamEffect", effect)
-    raise TypeError(f"unknown Stream HSM effect {effect!r}")
+stream_effect: Final[Callable[[object], StreamEffect]] = effect_check(
+    StreamEffect, "Stream HSM effect"
+)
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -26,25 +25,10 @@ from messages.events import ShutdownRequested
 from messages.wire import ShmPoolAnnounce
 from tests.actors.harness import WAIT_S, BlockingProvisioner, Harness
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from pathlib import Path
 
 @pytest.fixture
-def prov() -> BlockingProvisioner:
-    return BlockingProvisioner()
-
-
-@pytest.fixture
-def h(tmp_path: Path, prov: BlockingProvisioner) -> Iterator[Harness]:
-    harness = Harness(tmp_path)
-    harness.start(provisioner=prov)
-    try:
-        yield harness
-    finally:
-        prov.release.set()
-        assert harness.system is not None
-        harness.system.stop()
+def h(blocked_h: Harness) -> Harness:
+    return blocked_h
 
 
 def _attach_producer(h: Harness, prov: BlockingProvisioner) -> None:

@@ -4,8 +4,6 @@ the StreamActor provisions waits in that machine, not in the actor's mailbox."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pytest
 
 from messages.control import (
@@ -18,26 +16,10 @@ from messages.control import (
 from messages.wire import ShmPoolAnnounce
 from tests.actors.harness import WAIT_S, BlockingProvisioner, Harness
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from pathlib import Path
-
 
 @pytest.fixture
-def prov() -> BlockingProvisioner:
-    return BlockingProvisioner()
-
-
-@pytest.fixture
-def h(tmp_path: Path, prov: BlockingProvisioner) -> Iterator[Harness]:
-    harness = Harness(tmp_path)
-    harness.start(provisioner=prov)
-    try:
-        yield harness
-    finally:
-        prov.release.set()
-        assert harness.system is not None
-        harness.system.stop()
+def h(blocked_h: Harness) -> Harness:
+    return blocked_h
 
 
 def stream_state(h: Harness) -> str:
