@@ -4,12 +4,13 @@ The machine is the one owner of what a stream is doing: its current epoch, its p
 attaches waiting for an epoch, and what waits for the new epoch after a producer's end. Its
 rows decide what an attach, a lease's end, a provisioning outcome or a StreamActor failure
 means in each state, and return effects; the driver performs them (``DriverModel.run_stream``)
-and the StreamActor does the provisioning I/O it is asked for (``Provision``). Rules
-(driver-behaviour.md §3 step 1, §6; A-6, A-7):
+and the StreamActor does the provisioning I/O it is asked for (``Provision``), in the order
+asked. Rules (driver-behaviour.md §3 step 1, §6; A-6):
 
 * a producer attach always provisions exactly one new epoch;
 * a consumer attach provisions only while the stream has no epoch and none is being made;
-  otherwise it is granted from the current epoch, after the provisionings asked before it;
+  otherwise it is granted from the current epoch, or, if an epoch is being made, right after
+  that attach's answer, from that epoch (as a driver that provisions in its loop would);
 * losing the producer (detach, expiry, revoke) and a supervised restart provision a new epoch;
   meanwhile requests wait (``Settling``) and are replayed, and detaches answered, once the new
   epoch is announced (or, if provisioning fails, the old one is announced again);
