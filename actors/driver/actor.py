@@ -1,8 +1,9 @@
 """The DriverActor: hosts the Driver HSM, performs its effects, supervises the children.
 
-All decisions are in the HSM (``machine.py`` and its handler modules); this class is the
-shell that reads the clock, starts and tells children, and writes to the outbox and the
-event sink. ``on_receive`` never lets an exception out: a bug in handling one message is
+All decisions are in the HSMs it hosts (``machine.py`` and its handler modules, and one
+Stream HSM per stream, ``stream_machine.py``, run inside the Driver HSM's handlers); this
+class is the shell that reads the clock, starts and tells children, and writes to the outbox
+and the event sink. ``on_receive`` never lets an exception out: a bug in handling one message is
 logged and counted and the driver carries on (``actors/driver/supervision.py``).
 """
 
@@ -123,8 +124,8 @@ class DriverActor(PooledActor):
     def on_start(self) -> None:
         self._lease_check = DeadlineTimer(self._clock, self.actor_ref, LeaseCheckTimerFired)
         gc_on_start = self._config.policies.epoch_gc_on_startup
-        for entry in self._model.streams.values():
-            self._spawn_stream(entry.stream_id, entry.profile, None, gc_on_start=gc_on_start)
+        for stream in self._model.streams.values():
+            self._spawn_stream(stream.stream_id, stream.profile, None, gc_on_start=gc_on_start)
         self._perform(self._hsm.dispatch(DriverStarted()))
 
     def on_stop(self) -> None:
@@ -300,22 +301,22 @@ class DriverActor(PooledActor):
         m = self._model
         streams = tuple(
             StreamStatus(
-                stream_id=e.stream_id,
-                name=e.name,
-                profile=e.profile.name,
-                dynamic=e.dynamic,
-                state=e.state,
-                epoch=e.epoch,
-                producer_lease_id=e.producer_lease_id,
-                producer_client_id=m.producer_client_id(e) or None,
+                stream_id=s.stream_id,
+                name=s.name,
+                profile=s.profile_name,
+                dynamic=s.dynamic,
+                state=s.status_state,
+                epoch=s.epoch,
+                producer_lease_id=s.producer_lease_id,
+                producer_client_id=m.producer_client_id(s) or None,
                 consumer_lease_ids=tuple(
-                    r.lease_id for r in m.leases.of_stream(e.stream_id) if r.role == Role.CONSUMER
+                    r.lease_id for r in m.leases.of_stream(s.stream_id) if r.role == Role.CONSUMER
                 ),
-                hugepages=e.hugepages,
-                header_uri=None if e.info is None else e.info.header_uri,
-                pool_uris=() if e.info is None else tuple(p.region_uri for p in e.info.pools),
+                hugepages=s.hugepages,
+                header_uri=None if s.info is None else s.info.header_uri,
+                pool_uris=() if s.info is None else tuple(p.region_uri for p in s.info.pools),
             )
-            for e in sorted(m.streams.values(), key=lambda e: e.stream_id)
+            for s in sorted(m.streams.values(), key=lambda s: s.stream_id)
         )
         leases = tuple(
             LeaseStatus(

@@ -56,7 +56,7 @@ class StreamView(Protocol):
     def hugepages(self) -> bool: ...
     @property
     def producer_busy(self) -> bool:
-        """An active or still-settling producer lease holds the stream."""
+        """An active, pending or still-settling producer lease holds the stream."""
         ...
 
 
@@ -79,7 +79,6 @@ class AttachContext:
 
     config: DriverConfig
     clients_in_use: Container[int]  # active and pending attaches
-    producer_pending: Container[int] = frozenset()  # stream ids with a producer attach pending
     streams: Mapping[int, StreamView]
     dynamic_ids: DynamicIds
     node_ids: NodeIds
@@ -207,9 +206,7 @@ def decide_attach(  # noqa: PLR0911 - one return per check of the spec table
     if not profile.payload_pools:
         return Reject(ResponseCode.INVALID_PARAMS, TEXT_NO_POOLS)
     stream = None if create else ctx.streams[stream_id]
-    if role == Role.PRODUCER and stream is not None and (
-        stream.producer_busy or stream_id in ctx.producer_pending
-    ):
+    if role == Role.PRODUCER and stream is not None and stream.producer_busy:
         return Reject(ResponseCode.REJECTED, TEXT_PRODUCER_ATTACHED)
     hugepages = decide_hugepages(  # the stream's regions follow its profile: a check only
         policy, ctx.config.shm.require_hugepages, ctx.hugepages_capable, stream

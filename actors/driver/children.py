@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from actors.driver.attach import fail_pending
-from actors.driver.commands import ChildKind, IntensityExceeded, Reprovision
-from actors.driver.effects import SpawnStream, TellStream
+from actors.driver.commands import ChildKind, IntensityExceeded
+from actors.driver.stream_machine import ActorFailed
 from actors.runtime.hsm import HANDLED, Outcome
 from messages.control import LeaseRevokeReason
 from messages.events import COUNTER_CHILD_FAILED, EVENT_CHILD_FAILED
 
 if TYPE_CHECKING:
     from actors.driver.commands import ChildFailed
-    from actors.driver.model import DriverModel, StreamEntry
+    from actors.driver.model import DriverModel
 
 logger = logging.getLogger(__name__)
 
@@ -47,29 +46,7 @@ def _lease_failed(m: DriverModel, lease_id: int) -> None:
 
 
 def _stream_failed(m: DriverModel, stream_id: int, detail: str) -> None:
-    entry = m.streams.get(stream_id)
-    if entry is None:
-        return
-    for attach in m.pending.of_stream(stream_id):
-        fail_pending(m, attach, f"stream actor failed: {detail}")
-    if stream_id not in m.streams:
-        return  # a dynamic stream that never got an epoch: forgotten by fail_pending
-    m.emit(SpawnStream(stream_id=stream_id, profile=entry.profile, info=entry.info))
-    _restart_chain(m, entry)
-
-
-def _restart_chain(m: DriverModel, entry: StreamEntry) -> None:
-    """Make the restarted stream bump its epoch exactly once."""
-    if entry.producer_lease_id is not None:
-        record = m.leases.get(entry.producer_lease_id)
-        if record is not None:
-            m.end_leases((record,), LeaseRevokeReason.REVOKED)  # tells it ProducerLeaseLost
-            return
-    if entry.info is not None or entry.settling:
-        entry.start_settling()
-        m.emit(
-            TellStream(
-                entry.stream_id,
-                Reprovision(m.now_ns, m.leases.epochs_of_stream(entry.stream_id)),
-            )
-        )
+    """The Stream HSM fails what the dead actor had in hand and decides the restart."""
+    stream = m.streams.get(stream_id)
+    if stream is not None:
+        m.run_stream(stream, stream.dispatch(ActorFailed(detail)))

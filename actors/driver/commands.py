@@ -44,7 +44,7 @@ class ProducerAttach:
 
 @dataclass(frozen=True, slots=True)
 class ConsumerAttach:
-    """Provide the current epoch to a new consumer, provisioning only if it is 0."""
+    """Provision the stream's first epoch for a consumer (the Stream HSM asks only then)."""
 
     attach: PendingAttach
     now_ns: int
@@ -66,6 +66,9 @@ class Reprovision:
 
     now_ns: int
     referenced_epochs: frozenset[int]
+
+
+type ProvisionCommand = ProducerAttach | ConsumerAttach | ProducerLeaseLost | Reprovision
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +100,11 @@ class EpochInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamReady:
-    """The stream can serve ``attach``; ``bumped`` when a new epoch was provisioned for it."""
+    """A new epoch was provisioned for ``attach``."""
 
     stream_id: int
     info: EpochInfo
     attach: PendingAttach
-    bumped: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, cast, get_args
+from typing import TYPE_CHECKING, Final
+
+from actors.runtime.hsm import effect_check
 
 if TYPE_CHECKING:
-    from actors.driver.commands import DiscardEpoch, EndLease, EpochInfo, GrantLease
-    from actors.stream.machine import ProvisionCause
+    from collections.abc import Callable
+
+    from actors.driver.commands import (
+        DiscardEpoch,
+        EndLease,
+        EpochInfo,
+        GrantLease,
+        ProvisionCommand,
+    )
     from messages.control import Role
     from messages.events import DriverEvent
     from messages.sbe import SbeMessage
@@ -37,8 +46,10 @@ class Emit:
 
 @dataclass(frozen=True, slots=True)
 class TellStream:
+    """Tell the stream's StreamActor to provision (or to drop an epoch nobody will announce)."""
+
     stream_id: int
-    command: ProvisionCause | DiscardEpoch
+    command: ProvisionCommand | DiscardEpoch
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,11 +129,4 @@ type DriverEffect = (
     | ArmShutdown
     | EnterStopped
 )
-_DRIVER_EFFECTS: Final = get_args(DriverEffect.__value__)
-
-
-def driver_effect(effect: object) -> DriverEffect:
-    """An effect of the Driver HSM, typed; anything else is a bug, never silently dropped."""
-    if isinstance(effect, _DRIVER_EFFECTS):
-        return cast("DriverEffect", effect)
-    raise TypeError(f"unknown driver effect {effect!r}")
+driver_effect: Final[Callable[[object], DriverEffect]] = effect_check(DriverEffect, "driver effect")

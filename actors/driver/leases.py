@@ -3,8 +3,9 @@
 Keepalives and expiry are decided here, against the driver's deadlines. The lease check runs
 when the earliest deadline passes (a timer the driver arms on its clock, ``ArmLeaseCheck``),
 not on a tick. Ending a lease puts its ``ShmLeaseRevoked`` on the wire in the deciding step
-(``DriverModel.end_leases``); for a producer the driver then asks the StreamActor for the new
-epoch, announces it on ``EpochProvisioned`` and only then answers the detach.
+(``DriverModel.end_leases``); a producer's end then goes to its Stream HSM, which asks the
+StreamActor for the new epoch, announces it on ``EpochProvisioned`` and only then answers
+the detach.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from actors.driver.attach_policy import TEXT_INVALID_ROLE
-from actors.driver.commands import PendingAttach
 from actors.runtime.hsm import HANDLED, Outcome
 from messages.control import (
     LeaseRevokeReason,
@@ -25,24 +25,19 @@ from messages.control import (
 )
 from messages.events import (
     COUNTER_DETACH_REJECTED,
-    COUNTER_EPOCH_BUMPS,
     COUNTER_EXPIRY_DEFERRED,
     COUNTER_KEEPALIVE_ACCEPTED,
     COUNTER_KEEPALIVE_IGNORED,
-    COUNTER_PROVISION_FAILED,
     EVENT_DETACH,
-    EVENT_EPOCH_BUMP,
     IntakeCaughtUp,
     Keepalives,
     LeaseCheckTimerFired,
 )
 
 if TYPE_CHECKING:
-    from actors.driver.commands import EpochProvisioned, EpochProvisionFailed
     from actors.driver.lease_table import LeaseRecord
-    from actors.driver.model import DriverModel, StreamEntry
+    from actors.driver.model import DriverModel
 
-logger = logging.getLogger(__name__)
 
 TEXT_UNKNOWN_LEASE = "unknown lease"
 MAX_EXPIRY_DEFERRAL_NS = 10_000_000_000  # how far expiry may wait for the gateway's intake
@@ -169,40 +164,3 @@ def expire_due(m: DriverModel) -> None:
     else:
         m.arm_lease_check()
     m.finish_ending(due, LeaseRevokeReason.EXPIRED, revokes)
-
-
-def _settle(m: DriverModel, entry: StreamEntry) -> None:
-    """The producer-loss chain of ``entry`` is complete: answer detaches, replay attaches."""
-    settled = entry.finish_settling()
-    for correlation_id in settled.detach_replies:
-        m.answer_detach(correlation_id)
-    for request in settled.deferred:
-        if isinstance(request, PendingAttach):  # a consumer to ask the stream for again
-            m.ask_stream(request)
-        else:
-            m.post(request)
-
-
-def on_epoch_provisioned(m: DriverModel, ev: EpochProvisioned) -> Outcome:
-    entry = m.streams.get(ev.stream_id)
-    if entry is None:
-        return HANDLED
-    entry.info = ev.info
-    m.count(COUNTER_EPOCH_BUMPS)
-    m.event(EVENT_EPOCH_BUMP, stream_id=entry.stream_id, epoch=ev.info.epoch)
-    m.announce(entry, report=True)
-    _settle(m, entry)
-    return HANDLED
-
-
-def on_epoch_provision_failed(m: DriverModel, ev: EpochProvisionFailed) -> Outcome:
-    """The old epoch stays announced (at once: announces were skipped while settling); a
-    detach still answers OK (the lease is gone)."""
-    entry = m.streams.get(ev.stream_id)
-    if entry is None:
-        return HANDLED
-    logger.error("stream %d: re-provisioning failed: %s", ev.stream_id, ev.detail)
-    m.count(COUNTER_PROVISION_FAILED)
-    m.announce(entry, report=False)
-    _settle(m, entry)
-    return HANDLED

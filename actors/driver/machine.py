@@ -19,8 +19,6 @@ from typing import Final
 from actors.driver.attach import (
     on_attach,
     on_attach_draining,
-    on_provision_failed,
-    on_stream_ready,
     on_version_unsupported,
 )
 from actors.driver.children import on_child_failed
@@ -37,14 +35,13 @@ from actors.driver.consumer_streams import DECLINED, HelloRequest, HelloVerdict,
 from actors.driver.effects import ArmShutdown, EnterStopped, TellStream
 from actors.driver.leases import (
     on_detach,
-    on_epoch_provision_failed,
-    on_epoch_provisioned,
     on_intake_caught_up,
     on_keepalive,
     on_keepalives,
     on_lease_check,
 )
 from actors.driver.model import NS_PER_MS, DriverModel
+from actors.driver.stream_replies import on_epoch_provision_failed, on_stream_reply
 from actors.runtime.hsm import HANDLED, Hsm, Machine, Outcome, State, Transition
 from messages.control import (
     Role,
@@ -84,8 +81,8 @@ def _started(_m: DriverModel, _ev: DriverStarted) -> Outcome:
 
 def _on_announce_timer(m: DriverModel, ev: AnnounceTimerFired) -> Outcome:
     m.now_ns = ev.now_ns
-    for entry in m.announceable_streams():
-        m.announce(entry, report=False)
+    for stream in m.announceable_streams():
+        m.announce(stream, report=False)
     return HANDLED
 
 
@@ -171,8 +168,8 @@ def _draining_shutdown_requested(m: DriverModel, ev: ShutdownRequested) -> Outco
 
 def _enter_draining(m: DriverModel) -> None:
     m.event(EVENT_DRAINING, reason=m.shutdown_reason.name, error_message=m.shutdown_message)
-    for entry in m.announceable_streams():
-        m.announce(entry, report=False)
+    for stream in m.announceable_streams():
+        m.announce(stream, report=False)
     if m.skip_drain:
         m.post(ShutdownTimerFired(m.now_ns))
     else:
@@ -196,8 +193,7 @@ def _enter_stopped(m: DriverModel) -> None:
 
 def _discard_unannounced(m: DriverModel, ev: StreamReady | EpochProvisioned) -> Outcome:
     """A reply sent before the driver stopped: its new epoch will never be announced."""
-    if isinstance(ev, EpochProvisioned) or ev.bumped:
-        m.emit(TellStream(ev.stream_id, DiscardEpoch(ev.info.epoch)))
+    m.emit(TellStream(ev.stream_id, DiscardEpoch(ev.info.epoch)))
     return HANDLED
 
 
@@ -216,13 +212,13 @@ DRIVER_MACHINE: Final = Machine[DriverModel](
         ("Driver", IntakeCaughtUp): on_intake_caught_up,
         ("Running", ShmAttachRequest): on_attach,
         ("Running", AttachVersionUnsupported): on_version_unsupported,
-        ("Running", StreamReady): on_stream_ready,
-        ("Running", ProvisionFailed): on_provision_failed,
+        ("Running", StreamReady): on_stream_reply,
+        ("Running", ProvisionFailed): on_stream_reply,
         ("Running", ShmLeaseKeepalive): on_keepalive,
         ("Running", Keepalives): on_keepalives,
         ("Running", ShmDetachRequest): on_detach,
         ("Running", LeaseCheckTimerFired): on_lease_check,
-        ("Running", EpochProvisioned): on_epoch_provisioned,
+        ("Running", EpochProvisioned): on_stream_reply,
         ("Running", EpochProvisionFailed): on_epoch_provision_failed,
         ("Running", ChildFailed): on_child_failed,
         ("Running", AnnounceTimerFired): _on_announce_timer,

@@ -1,39 +1,61 @@
-"""The state the Driver HSM works on, and the small helpers its handlers share.
+"""The state the Driver HSM works on, and the operations its handlers share.
 
 Everything here is plain data owned by the DriverActor's thread: the lease table and
-deadlines, the id allocators, the mirror of every stream's provisioned state, pending attaches,
-the intake horizon, counters. Helpers record effects; they never perform I/O.
+deadlines, the id allocators, every stream's HSM (``stream_machine.py``, the one owner of
+its lifecycle), the reservations of pending attaches, the intake horizon, counters. The
+operations record effects; they never perform I/O. ``run_stream`` carries out what a Stream
+HSM decided: the grants, failures, announces and answers it asks for.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, assert_never
 
+from actors.driver.attach_policy import TEXT_PROVISION_PREFIX
 from actors.driver.commands import (
     ConsumerAttach,
     EndLease,
+    GrantLease,
     PendingAttach,
     ProducerAttach,
     ProducerLeaseLost,
+    Reprovision,
 )
 from actors.driver.consumer_streams import ConsumerStreams
 from actors.driver.effects import (
     ArmLeaseCheck,
     Emit,
     EndLeaseActors,
+    ForgetStream,
     Send,
     SendAll,
+    SpawnStream,
+    StartLease,
     TellStream,
     WantIntake,
 )
 from actors.driver.ids import LeaseIdAllocator, NodeIdAllocator
 from actors.driver.lease_table import LeaseRecord, LeaseTable
 from actors.driver.pending import PendingAttaches
-from actors.driver.replies import pool_announce
+from actors.driver.replies import attach_ok, pool_announce
 from actors.driver.stream_ids import RangeAllocator
+from actors.driver.stream_machine import (
+    ActorFailed,
+    Announce,
+    AnswerDetach,
+    FailAttach,
+    Forget,
+    Grant,
+    ProducerLost,
+    Provision,
+    Replay,
+    Respawn,
+    RevokeProducer,
+    Stream,
+    StreamEffect,
+)
 from actors.driver.supervision import RestartIntensity
 from actors.lease.machine import revoke_message
 from actors.runtime.counters import Counters
@@ -43,14 +65,23 @@ from messages.control import (
     LeaseRevokeReason,
     ResponseCode,
     Role,
+    ShmAttachResponse,
     ShmDetachResponse,
     ShutdownReason,
 )
 from messages.events import (
     COUNTER_ANNOUNCES,
+    COUNTER_ATTACH_OK,
+    COUNTER_ATTACH_REJECTED,
+    COUNTER_ATTACH_REJECTED_REASON,
     COUNTER_DETACH_OK,
+    COUNTER_EPOCH_BUMPS,
+    COUNTER_PROVISION_FAILED,
     COUNTER_REVOKE,
     EVENT_ANNOUNCE,
+    EVENT_ATTACH,
+    EVENT_ATTACH_REJECTED,
+    EVENT_EPOCH_BUMP,
     EVENT_REVOKE,
     DriverEvent,
     EventValue,
@@ -59,84 +90,13 @@ from messages.events import (
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from actors.driver.commands import EpochInfo, PendingAttach
+    from actors.driver.commands import EpochInfo, ProvisionCommand
     from messages.sbe import SbeMessage
-    from tensorpool_config.model import DriverConfig, Profile
+    from tensorpool_config.model import DriverConfig
 
 NS_PER_MS: Final = 1_000_000
 # The lease check runs at most once per this (see DriverModel.arm_lease_check).
 LEASE_CHECK_MIN_GAP_NS: Final = 1_000_000
-
-
-@dataclass(slots=True)
-class Settling:
-    """A stream between its producer's end and its new epoch: what waits for that epoch."""
-
-    detach_replies: list[int] = field(default_factory=list)  # correlation ids to answer OK
-    # requests held meanwhile, and consumer attaches (PendingAttach) to ask for again
-    deferred: list[object] = field(default_factory=list)
-
-
-@dataclass(slots=True, kw_only=True)
-class StreamEntry:
-    """The driver's record of one stream (driver-behaviour.md §1): the one owner of who its
-    producer is and of its lifecycle around a producer change; the StreamActor only
-    provisions. The epoch is updated from the StreamActor's replies."""
-
-    stream_id: int
-    name: str | None
-    profile: Profile
-    dynamic: bool
-    info: EpochInfo | None = None
-    producer_lease_id: int | None = None
-    # Present exactly while the new epoch after a producer's end (or a restart) is in flight.
-    settling_for: Settling | None = None
-
-    @property
-    def settling(self) -> bool:
-        return self.settling_for is not None
-
-    def start_settling(self, detach_correlation_id: int | None = None) -> None:
-        """The producer is gone (or the stream restarted): its new epoch is being made."""
-        self.producer_lease_id = None
-        if self.settling_for is None:
-            self.settling_for = Settling()
-        if detach_correlation_id is not None:
-            self.settling_for.detach_replies.append(detach_correlation_id)
-
-    def defer(self, request: object) -> None:
-        """Handle ``request`` once the new epoch is out (only while settling)."""
-        assert self.settling_for is not None
-        self.settling_for.deferred.append(request)
-
-    def finish_settling(self) -> Settling:
-        """The new epoch is out (or failed): what waited for it, to answer and replay."""
-        settling, self.settling_for = self.settling_for or Settling(), None
-        return settling
-
-    @property
-    def profile_name(self) -> str:
-        return self.profile.name
-
-    @property
-    def epoch(self) -> int:
-        return 0 if self.info is None else self.info.epoch
-
-    @property
-    def hugepages(self) -> bool:
-        return False if self.info is None else self.info.hugepages
-
-    @property
-    def producer_busy(self) -> bool:
-        """An active producer, or the previous one's epoch bump still in flight (a pending
-        producer attach is ``PendingAttaches.producer_streams``)."""
-        return self.producer_lease_id is not None or self.settling
-
-    @property
-    def state(self) -> str:
-        if self.info is None:
-            return "Stream.Unclaimed"
-        return "Stream.ProducerAttached" if self.producer_lease_id is not None else "Stream.Ready"
 
 
 class _ClientsInUse:
@@ -180,7 +140,7 @@ class DriverModel(HsmModel):
         self.leases = LeaseTable()
         self.lease_ids = LeaseIdAllocator(lease_id_seed)
         self.node_ids = NodeIdAllocator(policies.node_id_reuse_cooldown_ms * NS_PER_MS)
-        self.streams: dict[int, StreamEntry] = {}
+        self.streams: dict[int, Stream] = {}
         self.dynamic_ids = RangeAllocator(config.driver.stream_id_range, self.streams.__contains__)
         self.consumer_streams = ConsumerStreams(
             config.driver.descriptor_stream_id_range, config.driver.control_stream_id_range
@@ -203,7 +163,7 @@ class DriverModel(HsmModel):
         self.shutdown_reason = ShutdownReason.NORMAL
         self.shutdown_message = ""
         for spec in config.streams.values():
-            self.streams[spec.stream_id] = StreamEntry(
+            self.streams[spec.stream_id] = Stream(
                 stream_id=spec.stream_id,
                 name=spec.name,
                 profile=config.profiles[spec.profile],
@@ -250,34 +210,164 @@ class DriverModel(HsmModel):
     def event(self, event_kind: str, /, **fields: EventValue) -> None:
         self.emit(Emit(DriverEvent(event_kind, self.now_ns, MappingProxyType(fields))))
 
-    def provisioned_streams(self) -> Iterator[StreamEntry]:
-        return (entry for entry in self.streams.values() if entry.info is not None)
+    def provisioned_streams(self) -> Iterator[Stream]:
+        return (stream for stream in self.streams.values() if stream.info is not None)
 
-    def announceable_streams(self) -> Iterator[StreamEntry]:
-        """Provisioned streams not between a producer's end and their new epoch: announced
-        then, the old epoch would name no producer while the producer's revoke may not be out
-        yet. The new epoch's announce (or, if provisioning fails, the old one's) follows."""
-        return (entry for entry in self.provisioned_streams() if not entry.settling)
+    def announceable_streams(self) -> Iterator[Stream]:
+        return (stream for stream in self.streams.values() if stream.announceable)
 
     # ---------------------------------------------------------------- messages
 
-    def producer_client_id(self, entry: StreamEntry) -> int:
-        if entry.producer_lease_id is None:
+    def producer_client_id(self, stream: Stream) -> int:
+        lease_id = stream.producer_lease_id
+        if lease_id is None:
             return 0
-        record = self.leases.get(entry.producer_lease_id)
+        record = self.leases.get(lease_id)
         return 0 if record is None else record.client_id
 
-    def announce(self, entry: StreamEntry, *, report: bool) -> None:
+    def announce(self, stream: Stream, *, report: bool) -> None:
         """Send the stream's ShmPoolAnnounce (never for epoch 0, A-8)."""
-        info = entry.info
+        info = stream.info
         if info is None:
             return
         self.send(
-            pool_announce(entry.stream_id, self.producer_client_id(entry), info, self.now_ns)
+            pool_announce(stream.stream_id, self.producer_client_id(stream), info, self.now_ns)
         )
         self.count(COUNTER_ANNOUNCES)
         if report:
-            self.event(EVENT_ANNOUNCE, stream_id=entry.stream_id, epoch=info.epoch)
+            self.event(EVENT_ANNOUNCE, stream_id=stream.stream_id, epoch=info.epoch)
+
+    def answer_detach(self, correlation_id: int) -> None:
+        self.send(ShmDetachResponse(correlation_id=correlation_id, code=ResponseCode.OK))
+        self.count(COUNTER_DETACH_OK)
+
+    def reject_attach(self, correlation_id: int, code: ResponseCode, text: str) -> None:
+        self.send(ShmAttachResponse(correlation_id=correlation_id, code=code, error_message=text))
+        self.count(f"{COUNTER_ATTACH_REJECTED}.{code.name}")
+        # Reasons are the spec's fixed texts, except a provisioning failure's detail (paths,
+        # errno text): counted under its fixed prefix so the set of counters stays bounded.
+        prefix = TEXT_PROVISION_PREFIX
+        reason = prefix.rstrip(": ") if text.startswith(prefix) else text
+        self.count(f"{COUNTER_ATTACH_REJECTED_REASON}.{reason}")
+        kind = f"attach:{code.name}:{reason}"
+        self.log.log(
+            logging.INFO, kind, "attach %d rejected: %s %s", correlation_id, code.name, text
+        )
+        self.event(EVENT_ATTACH_REJECTED, correlation_id=correlation_id, code=code.name, error=text)
+
+    # ---------------------------------------------------------------- what a Stream HSM decided
+
+    def run_stream(self, stream: Stream, effects: list[StreamEffect]) -> None:  # noqa: C901, PLR0912 - one case per effect
+        """Carry out the Stream HSM's decisions, in order (pure: they become driver effects)."""
+        stream_id = stream.stream_id
+        for effect in effects:
+            match effect:
+                case Provision(cause):
+                    self.emit(TellStream(stream_id, self._provision_command(stream_id, cause)))
+                case Grant(attach, info, new_epoch):
+                    self._release_pending(attach)
+                    if new_epoch:
+                        self._count_bump(stream, info)
+                    self.grant(stream, attach, info)
+                case FailAttach(attach, detail):
+                    self._release_pending(attach)
+                    self.node_ids.unreserve(attach.node_id)
+                    self.count(COUNTER_PROVISION_FAILED)
+                    self.reject_attach(
+                        attach.correlation_id,
+                        ResponseCode.INTERNAL_ERROR,
+                        TEXT_PROVISION_PREFIX + detail,
+                    )
+                case Announce(new_epoch):
+                    if new_epoch and stream.info is not None:
+                        self._count_bump(stream, stream.info)
+                    self.announce(stream, report=new_epoch)
+                case AnswerDetach(correlation_id):
+                    self.answer_detach(correlation_id)
+                case Replay(request):
+                    self.post(request)
+                case Respawn():
+                    self.emit(
+                        SpawnStream(
+                            stream_id=stream.stream_id, profile=stream.profile, info=stream.info
+                        )
+                    )
+                case RevokeProducer(lease_id):
+                    record = self.leases.get(lease_id)
+                    if record is not None:
+                        self.end_leases((record,), LeaseRevokeReason.REVOKED)
+                    else:
+                        self.run_stream(stream, stream.dispatch(ProducerLost(lease_id)))
+                case Forget():
+                    del self.streams[stream.stream_id]
+                    self.emit(ForgetStream(stream.stream_id))
+                case _:
+                    assert_never(effect)
+
+    def _provision_command(
+        self, stream_id: int, cause: PendingAttach | ProducerLost | ActorFailed
+    ) -> ProvisionCommand:
+        """The StreamActor's command for a provisioning, with the epochs the stream's leases
+        still reference (its epoch GC must keep them)."""
+        now, referenced = self.now_ns, self.leases.epochs_of_stream(stream_id)
+        match cause:
+            case PendingAttach(role=Role.PRODUCER):
+                return ProducerAttach(cause, now, referenced)
+            case PendingAttach():
+                return ConsumerAttach(cause, now, referenced)
+            case ProducerLost(lease_id):
+                return ProducerLeaseLost(lease_id, now, referenced)
+            case ActorFailed():
+                return Reprovision(now, referenced)
+            case _:
+                assert_never(cause)
+
+    def _release_pending(self, attach: PendingAttach) -> None:
+        """Forget the pending attach; the requests held behind it run after the answer to it
+        (``post`` queues them behind the current event)."""
+        for request in self.pending.release(attach):
+            self.post(request)
+
+    def _count_bump(self, stream: Stream, info: EpochInfo) -> None:
+        self.count(COUNTER_EPOCH_BUMPS)
+        self.event(EVENT_EPOCH_BUMP, stream_id=stream.stream_id, epoch=info.epoch)
+
+    def grant(self, stream: Stream, attach: PendingAttach, info: EpochInfo) -> None:
+        """The lease exists from here: OK response, announce, then its LeaseActor and timer."""
+        expiry_ns = self.now_ns + self.ttl_ns
+        self.leases.add(
+            LeaseRecord(
+                lease_id=attach.lease_id,
+                client_id=attach.client_id,
+                role=attach.role,
+                stream_id=attach.stream_id,
+                node_id=attach.node_id,
+                epoch=info.epoch,
+                expiry_ns=expiry_ns,
+            )
+        )
+        self.arm_lease_check()  # before the response: whoever sees it may move the clock
+        self.send(attach_ok(attach, info, expiry_ns))
+        self.count(COUNTER_ATTACH_OK)
+        self.event(
+            EVENT_ATTACH,
+            lease_id=attach.lease_id,
+            stream_id=attach.stream_id,
+            client_id=attach.client_id,
+            role=attach.role.name,
+            node_id=attach.node_id,
+            epoch=info.epoch,
+        )
+        self.announce(stream, report=True)
+        self.emit(
+            StartLease(
+                lease_id=attach.lease_id,
+                stream_id=attach.stream_id,
+                client_id=attach.client_id,
+                role=attach.role,
+                grant=GrantLease(now_ns=self.now_ns),
+            )
+        )
 
     # ---------------------------------------------------------------- ending leases
 
@@ -345,27 +435,9 @@ class DriverModel(HsmModel):
             )
             if record.role == Role.CONSUMER:
                 self.consumer_streams.release(record.client_id)
-            entry = self.streams.get(record.stream_id)
-            if entry is not None and entry.producer_lease_id == record.lease_id:
-                entry.start_settling(detach_correlation_id)
-                self.emit(
-                    TellStream(
-                        record.stream_id,
-                        ProducerLeaseLost(
-                            record.lease_id, now, self.leases.epochs_of_stream(record.stream_id)
-                        ),
-                    )
-                )
+            stream = self.streams.get(record.stream_id)
+            if stream is not None and stream.producer_lease_id == record.lease_id:
+                lost = ProducerLost(record.lease_id, detach_correlation_id)
+                self.run_stream(stream, stream.dispatch(lost))
             elif detach_correlation_id is not None:
                 self.answer_detach(detach_correlation_id)
-
-    def ask_stream(self, attach: PendingAttach) -> None:
-        """Tell the attach's StreamActor to serve it (a producer provisions a fresh epoch),
-        with the epochs the stream's leases still reference, which its epoch GC must keep."""
-        command = ProducerAttach if attach.role == Role.PRODUCER else ConsumerAttach
-        referenced = self.leases.epochs_of_stream(attach.stream_id)
-        self.emit(TellStream(attach.stream_id, command(attach, self.now_ns, referenced)))
-
-    def answer_detach(self, correlation_id: int) -> None:
-        self.send(ShmDetachResponse(correlation_id=correlation_id, code=ResponseCode.OK))
-        self.count(COUNTER_DETACH_OK)

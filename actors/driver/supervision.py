@@ -13,11 +13,12 @@ LeaseActor it starts. The policy:
   a producer lease then follows the normal chain (epoch bump, announce). Other leases are
   untouched: one bad child never takes down another client's lease.
 * **A StreamActor failed.** Its pending attaches are answered INTERNAL_ERROR and released; a
-  fresh StreamActor is started for the same stream from the driver's mirror of it (epoch,
-  URIs); its producer lease, if any, is revoked (REVOKED), which bumps the epoch through the
-  new actor; with no producer the new actor bumps, provisions and announces at once (if the
-  stream had ever been provisioned). Consumer leases are kept: they follow the new epoch
-  through the announce, as after any producer change.
+  fresh StreamActor is started for the same stream from its Stream HSM's epoch; its producer
+  lease, if any, is revoked (REVOKED), which bumps the epoch through the new actor; with no
+  producer the new actor bumps, provisions and announces at once (if the stream had ever
+  been provisioned). Consumer leases are kept: they follow the new epoch through the
+  announce, as after any producer change. (The rows of ``ActorFailed`` in
+  ``stream_machine.py`` decide all of this.)
 * **Stale reports.** A ``ChildFailed`` whose actor urn is no longer the current child for its
   key (a stream already restarted, a lease already gone) is counted and otherwise ignored.
 * **Restart intensity.** ``max_failures`` (5) child failures within ``window_ns`` (10 s)

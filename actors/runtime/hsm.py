@@ -44,7 +44,7 @@ import enum
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAliasType, get_args
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -61,6 +61,7 @@ __all__ = [
     "Outcome",
     "State",
     "Transition",
+    "effect_check",
 ]
 
 logger = logging.getLogger(__name__)
@@ -291,6 +292,20 @@ class Machine[M: HsmModel]:
             steps.append((initial, self.states[initial].entry, initial))
             initial = self.states[initial].initial
         return tuple(steps)
+
+
+def effect_check(union: TypeAliasType, what: str) -> Callable[[object], Any]:
+    """A check that types an effect as a member of ``union`` (a ``type X = A | B`` alias);
+    anything else is a bug, raised on and never silently dropped, so that a host's
+    ``match`` over the union with ``assert_never`` sees every effect its machine emits."""
+    members = get_args(union.__value__)
+
+    def check(effect: object) -> object:
+        if isinstance(effect, members):
+            return effect
+        raise TypeError(f"unknown {what} {effect!r}")
+
+    return check
 
 
 def _warn_unhandled(path: tuple[str, ...], event: object) -> None:

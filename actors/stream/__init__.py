@@ -1,1 +1,1 @@
-"""One StreamActor per stream (supervised by the driver): the Stream HSM and its SHM I/O."""
+"""One StreamActor per stream (supervised by the driver): the SHM I/O of its Stream HSM."""

@@ -1,10 +1,13 @@
-"""The StreamActor: one thread per stream, hosting the Stream HSM and doing its file I/O.
+"""The StreamActor: one thread per stream, doing its SHM file I/O for the Stream HSM.
 
-Provisioning is ``shm.next_epoch`` + the provisioner (``shm.provision_epoch`` unless one is
-injected) with the stream's profile and the config's ``[shm]``/``[policies]``, followed by
-epoch GC that keeps the epochs the driver says its leases still reference. A provisioning
-error is an answer (``ProvisionFailed``/``EpochProvisionFailed``), not a failure; anything
-else raised here is a bug and goes to the supervisor (``ChildFailed``).
+The stream's lifecycle is decided by its Stream HSM on the DriverActor's thread
+(``actors/driver/stream_machine.py``); this actor only provisions when it is asked, in the
+order asked, and answers. Provisioning is ``shm.next_epoch`` + the provisioner
+(``shm.provision_epoch`` unless one is injected) with the stream's profile and the config's
+``[shm]``/``[policies]``, followed by epoch GC that keeps the epochs the driver says its
+leases still reference. A provisioning error is an answer (``ProvisionFailed``/
+``EpochProvisionFailed``), not a failure; anything else raised here is a bug and goes to the
+supervisor (``ChildFailed``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import os
 import shutil
 import time
-from typing import TYPE_CHECKING, Any, assert_never
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -24,24 +27,14 @@ from actors.driver.commands import (
     DiscardEpoch,
     EpochInfo,
     EpochProvisioned,
+    EpochProvisionFailed,
     ProducerAttach,
     ProducerLeaseLost,
+    ProvisionFailed,
     Reprovision,
     StreamReady,
 )
 from actors.driver.supervision import SupervisedChild
-from actors.runtime.hsm import Hsm
-from actors.stream.machine import (
-    STREAM_MACHINE,
-    Provision,
-    Provisioned,
-    ProvisioningFailed,
-    Reply,
-    Restored,
-    StreamModel,
-    StreamReply,
-    stream_effect,
-)
 from messages.control import PayloadPool
 from shm.errors import ShmError
 from shm.gc import collect_epochs
@@ -52,10 +45,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from actors.driver.commands import ProvisionCommand
     from actors.driver.supervision import SupervisorLink
     from tensorpool_config.model import DriverConfig, Profile
 
 type Provisioner = Callable[[ProvisionRequest], ProvisionedEpoch]
+type StreamReply = StreamReady | ProvisionFailed | EpochProvisioned | EpochProvisionFailed
 
 _COMMANDS = (ProducerAttach, ConsumerAttach, ProducerLeaseLost, Reprovision)
 
@@ -83,7 +78,8 @@ def epoch_info(profile: Profile, provisioned: ProvisionedEpoch, hugepages: bool)
 
 
 class StreamActor(SupervisedChild, pykka.ThreadingActor):
-    """Hosts one stream's HSM; supervised by the DriverActor (``actors/driver/supervision.py``)."""
+    """Provisions one stream's epochs; supervised by the DriverActor
+    (``actors/driver/supervision.py``)."""
 
     child_kind = ChildKind.STREAM
 
@@ -103,21 +99,20 @@ class StreamActor(SupervisedChild, pykka.ThreadingActor):
     ) -> None:
         super().__init__(supervisor, stream_id)
         self._config = config
+        self._stream_id = stream_id
+        self._profile = profile
         self._hugepages = hugepages
         self._provisioner = provisioner
         self._gc_on_start = gc_on_start
+        # The epoch whose files this actor holds (a restarted actor: the Stream HSM's).
+        self._epoch = 0 if info is None else info.epoch
         self._current: ProvisionedEpoch | None = None
-        model = StreamModel(stream_id=stream_id, profile=profile, info=info)
-        self._hsm = Hsm(STREAM_MACHINE, model)
         self._dir: Path = stream_dir(config.shm.base_dir, config.shm.namespace, stream_id)
 
     def on_start(self) -> None:
-        self._hsm.start()
-        if self._hsm.model.info is not None:
-            self._hsm.dispatch(Restored())
         if self._gc_on_start:
             min_age_ns = self._config.policies.epoch_gc_min_age_ns
-            self._collect(self._hsm.model.epoch, frozenset(), min_age_ns)
+            self._collect(self._epoch, frozenset(), min_age_ns)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CleanupEpoch):
@@ -127,18 +122,20 @@ class StreamActor(SupervisedChild, pykka.ThreadingActor):
             return None
         if not isinstance(message, _COMMANDS):
             raise TypeError(f"StreamActor cannot handle {message!r}")
-        self._run(self._hsm.dispatch(message))
+        self._reply(self._answer(message))
         return None
 
-    def _run(self, effects: list[object]) -> None:
-        for effect in map(stream_effect, effects):
-            match effect:
-                case Provision():
-                    self._run(self._hsm.dispatch(self._provision(effect)))
-                case Reply(message):
-                    self._reply(message)
-                case _:
-                    assert_never(effect)
+    def _answer(self, command: ProvisionCommand) -> StreamReply:
+        provisioned = self._provision(command.now_ns, command.referenced_epochs)
+        stream_id = self._stream_id
+        if isinstance(command, ProducerAttach | ConsumerAttach):
+            attach = command.attach
+            if isinstance(provisioned, str):
+                return ProvisionFailed(stream_id=stream_id, detail=provisioned, attach=attach)
+            return StreamReady(stream_id=stream_id, info=provisioned, attach=attach)
+        if isinstance(provisioned, str):
+            return EpochProvisionFailed(stream_id=stream_id, detail=provisioned)
+        return EpochProvisioned(stream_id=stream_id, info=provisioned)
 
     def _reply(self, reply: StreamReply) -> None:
         if not self._supervisor.tell(reply):
@@ -147,59 +144,57 @@ class StreamActor(SupervisedChild, pykka.ThreadingActor):
     def _dropped(self, reply: StreamReply) -> None:
         """The driver stopped before this reply: an epoch provisioned for it is never
         announced, so it goes (a client may only learn of an epoch from the driver)."""
-        if isinstance(reply, EpochProvisioned) or (isinstance(reply, StreamReady) and reply.bumped):
+        if isinstance(reply, EpochProvisioned | StreamReady):
             self._discard(reply.info.epoch)
 
     def _discard(self, epoch: int) -> None:
-        if epoch != self._hsm.model.epoch or self._current is None:
+        if epoch != self._epoch or self._current is None:
             return  # not the epoch this actor holds (already replaced, or restored)
         logger.debug(
-            "stream %d: driver stopped; epoch %d removed unannounced",
-            self._hsm.model.stream_id,
-            epoch,
+            "stream %d: driver stopped; epoch %d removed unannounced", self._stream_id, epoch
         )
         self._cleanup()
 
-    def _provision(self, effect: Provision) -> Provisioned | ProvisioningFailed:
-        model = self._hsm.model
-        shm, policies = self._config.shm, self._config.policies
+    def _provision(self, now_ns: int, referenced: frozenset[int]) -> EpochInfo | str:
+        """The next epoch, provisioned, or what went wrong (the previous one stays)."""
+        shm, policies, profile = self._config.shm, self._config.policies, self._profile
         try:
-            epoch = next_epoch(self._dir, model.epoch, effect.now_ns)
+            epoch = next_epoch(self._dir, self._epoch, now_ns)
         except OSError as exc:
-            return ProvisioningFailed(effect.cause, f"cannot list {self._dir}: {exc}")
+            return f"cannot list {self._dir}: {exc}"
         request = ProvisionRequest(
             base_dir=shm.base_dir,
             namespace=shm.namespace,
             allowed_base_dirs=shm.allowed_base_dirs,
-            stream_id=model.stream_id,
+            stream_id=self._stream_id,
             epoch=epoch,
-            header_nslots=model.profile.header_nslots,
-            pools=tuple((p.pool_id, p.stride_bytes) for p in model.profile.payload_pools),
+            header_nslots=profile.header_nslots,
+            pools=tuple((p.pool_id, p.stride_bytes) for p in profile.payload_pools),
             permissions_mode=shm.permissions_mode,
             prefault=policies.prefault_shm,
             mlock=policies.mlock_shm,
             hugepages=self._hugepages,
             pid=os.getpid(),
-            now_ns=effect.now_ns,
+            now_ns=now_ns,
         )
         try:
             if self._provisioner is None:
                 provisioned = provision_epoch(
-                    request,
-                    reclaim_space=lambda: self._collect(model.epoch, effect.referenced_epochs, 0),
+                    request, reclaim_space=lambda: self._collect(self._epoch, referenced, 0)
                 )
             else:
                 provisioned = self._provisioner(request)
         except (ShmError, OSError) as exc:
             logger.warning(
-                "stream %d: provisioning epoch %d failed: %s", model.stream_id, epoch, exc
+                "stream %d: provisioning epoch %d failed: %s", self._stream_id, epoch, exc
             )
-            return ProvisioningFailed(effect.cause, str(exc))
+            return str(exc)
         if self._current is not None:
             self._current.release()
         self._current = provisioned
-        self._collect(provisioned.epoch, effect.referenced_epochs, policies.epoch_gc_min_age_ns)
-        return Provisioned(effect.cause, epoch_info(model.profile, provisioned, self._hugepages))
+        self._epoch = provisioned.epoch
+        self._collect(provisioned.epoch, referenced, policies.epoch_gc_min_age_ns)
+        return epoch_info(profile, provisioned, self._hugepages)
 
     def _collect(self, current: int, referenced: frozenset[int], min_age_ns: int) -> None:
         policies = self._config.policies
@@ -217,21 +212,20 @@ class StreamActor(SupervisedChild, pykka.ThreadingActor):
                 own_pid=os.getpid(),
             )
         except (ShmError, OSError) as exc:
-            logger.warning("stream %d: epoch gc failed: %s", self._hsm.model.stream_id, exc)
+            logger.warning("stream %d: epoch gc failed: %s", self._stream_id, exc)
             return
         for path in removed:
-            logger.info("stream %d: epoch gc removed %s", self._hsm.model.stream_id, path)
+            logger.info("stream %d: epoch gc removed %s", self._stream_id, path)
 
     def _cleanup(self) -> bool:
         """``cleanup_shm_on_exit``: remove the current epoch directory; True if removed."""
-        model = self._hsm.model
-        if model.epoch == 0:
+        if self._epoch == 0:
             return False
         if self._current is not None:
             self._current.release()
             self._current = None
         shm = self._config.shm
-        path = epoch_dir(shm.base_dir, shm.namespace, model.stream_id, model.epoch)
+        path = epoch_dir(shm.base_dir, shm.namespace, self._stream_id, self._epoch)
         shutil.rmtree(path, ignore_errors=True)
         return not path.exists()
 

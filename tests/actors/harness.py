@@ -1,10 +1,12 @@
 """The real actor tree on a ManualClock, with a RecordingOutbox and SHM files under a tmp dir.
 
-Shared by the actor-system tests (``test_driver_system``, ``test_supervision_actors``).
+Shared by the actor-system tests (``test_driver_system``, ``test_supervision_actors``,
+``test_shutdown_order``, ``test_stream_lifecycle``).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from actors import DriverSystem, start_driver_system
@@ -12,6 +14,7 @@ from actors.runtime.clock import ManualClock
 from actors.testing import RecordingEventSink, RecordingOutbox, small_config
 from messages.control import Role, ShmAttachRequest, ShmAttachResponse, ShmDetachRequest
 from shm.paths import stream_dir
+from shm.provision import ProvisionedEpoch, ProvisionRequest, provision_epoch
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,6 +22,25 @@ if TYPE_CHECKING:
     from messages.sbe import SbeMessage
 
 START = 1_000_000_000
+WAIT_S = 10.0
+
+
+class BlockingProvisioner:
+    """Provisions for real, once released: a test holds a stream in the middle of
+    provisioning for as long as it needs."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.done = threading.Event()
+
+    def __call__(self, request: ProvisionRequest) -> ProvisionedEpoch:
+        self.entered.set()
+        assert self.release.wait(WAIT_S)
+        try:
+            return provision_epoch(request)
+        finally:
+            self.done.set()
 
 
 class Harness:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,48 +23,12 @@ from messages.control import (
 )
 from messages.events import ShutdownRequested
 from messages.wire import ShmPoolAnnounce
-from shm.provision import ProvisionedEpoch, ProvisionRequest, provision_epoch
-from tests.actors.harness import Harness
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from pathlib import Path
-
-WAIT_S = 10.0
-
-
-class BlockingProvisioner:
-    """Provisions for real, once released."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        self.done = threading.Event()
-
-    def __call__(self, request: ProvisionRequest) -> ProvisionedEpoch:
-        self.entered.set()
-        assert self.release.wait(WAIT_S)
-        try:
-            return provision_epoch(request)
-        finally:
-            self.done.set()
+from tests.actors.harness import WAIT_S, BlockingProvisioner, Harness
 
 
 @pytest.fixture
-def prov() -> BlockingProvisioner:
-    return BlockingProvisioner()
-
-
-@pytest.fixture
-def h(tmp_path: Path, prov: BlockingProvisioner) -> Iterator[Harness]:
-    harness = Harness(tmp_path)
-    harness.start(provisioner=prov)
-    try:
-        yield harness
-    finally:
-        prov.release.set()
-        assert harness.system is not None
-        harness.system.stop()
+def h(blocked_h: Harness) -> Harness:
+    return blocked_h
 
 
 def _attach_producer(h: Harness, prov: BlockingProvisioner) -> None:

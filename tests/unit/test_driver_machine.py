@@ -105,7 +105,7 @@ def attach(hsm: Hsm[DriverModel], client_id: int = 7, role: Role = Role.PRODUCER
         command = tell.command
         assert isinstance(command, ProducerAttach | ConsumerAttach)
         effects = hsm.dispatch(
-            StreamReady(stream_id=10000, info=INFO, attach=command.attach, bumped=True)
+            StreamReady(stream_id=10000, info=INFO, attach=command.attach)
         )
     (response, *_) = sends(effects)
     assert isinstance(response, ShmAttachResponse)
@@ -123,7 +123,7 @@ def test_attach_asks_the_stream_then_grants_response_before_announce(
     assert isinstance(tell.command, ProducerAttach)
     pending = tell.command.attach
     assert (pending.lease_id, pending.node_id) == (1, 1)
-    effects = driver.dispatch(StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=True))
+    effects = driver.dispatch(StreamReady(stream_id=10000, info=INFO, attach=pending))
     kinds = [type(e) for e in effects if isinstance(e, StartLease | Send)]
     assert kinds == [Send, Send, StartLease]  # the wire first: the actor is not on its path
     response, announce = sends(effects)
@@ -169,7 +169,7 @@ def test_requests_behind_a_pending_attach_are_answered_after_its_ok(
     assert driver.dispatch(attach_request(correlation_id=1)) == []  # the same request again
     assert driver.dispatch(attach_request(correlation_id=2, client_id=8)) == []
     assert driver.dispatch(attach_request(correlation_id=3, role=Role.CONSUMER)) == []
-    effects = driver.dispatch(StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=True))
+    effects = driver.dispatch(StreamReady(stream_id=10000, info=INFO, attach=pending))
     assert _answers(effects) == [
         (1, ResponseCode.OK, ""),
         (1, ResponseCode.REJECTED, "client_id already attached"),
@@ -179,11 +179,14 @@ def test_requests_behind_a_pending_attach_are_answered_after_its_ok(
 
 
 def test_other_clients_and_streams_are_not_held(driver: Hsm[DriverModel]) -> None:
-    _pending_of(driver.dispatch(attach_request(correlation_id=1)))
+    pending = _pending_of(driver.dispatch(attach_request(correlation_id=1)))
     consumer = driver.dispatch(attach_request(correlation_id=2, client_id=8, role=Role.CONSUMER))
-    assert _pending_of(consumer).role == Role.CONSUMER  # asked of the stream at once
+    assert consumer == []  # waits in the Stream HSM for the producer's epoch, not held
+    assert driver.model.pending.held() == {}
     effects = driver.dispatch(attach_request(correlation_id=3, client_id=9, stream_id=10001))
     assert _answers(effects) == [(3, ResponseCode.REJECTED, "stream not provisioned")]
+    effects = driver.dispatch(StreamReady(stream_id=10000, info=INFO, attach=pending))
+    assert _answers(effects) == [(1, ResponseCode.OK, ""), (2, ResponseCode.OK, "")]
 
 
 def test_a_desired_node_id_of_a_pending_attach_is_answered_after_it(
@@ -192,7 +195,7 @@ def test_a_desired_node_id_of_a_pending_attach_is_answered_after_it(
     pending = _pending_of(driver.dispatch(attach_request(correlation_id=1, desired_node_id=5)))
     request = attach_request(correlation_id=2, client_id=8, role=Role.CONSUMER, desired_node_id=5)
     assert driver.dispatch(request) == []
-    effects = driver.dispatch(StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=True))
+    effects = driver.dispatch(StreamReady(stream_id=10000, info=INFO, attach=pending))
     assert [code for _, code, _ in _answers(effects)] == [ResponseCode.OK, ResponseCode.REJECTED]
 
 
@@ -567,7 +570,7 @@ def test_reply_of_a_failed_stream_actor_is_ignored(driver: Hsm[DriverModel]) -> 
     (failed,) = sends(effects)
     assert (failed.correlation_id, failed.code) == (5, ResponseCode.INTERNAL_ERROR)
     assert any(isinstance(e, SpawnStream) for e in effects)
-    stale = StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=True)
+    stale = StreamReady(stream_id=10000, info=INFO, attach=pending)
     assert driver.dispatch(stale) == []
     assert driver.model.leases.get(pending.lease_id) is None
     assert driver.model.node_ids.active == frozenset()
@@ -591,10 +594,8 @@ def test_a_stopped_driver_has_the_epochs_it_will_never_announce_removed(
     driver.dispatch(ShutdownRequested(ShutdownReason.NORMAL, "", skip_drain=True))
     assert driver.state == "Stopped"
     pending = tell.command.attach
-    ready = StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=True)
+    ready = StreamReady(stream_id=10000, info=INFO, attach=pending)
     assert driver.dispatch(ready) == [TellStream(10000, DiscardEpoch(INFO.epoch))]
-    not_new = StreamReady(stream_id=10000, info=INFO, attach=pending, bumped=False)
-    assert driver.dispatch(not_new) == []
     bumped = EpochProvisioned(stream_id=10000, info=INFO)
     assert driver.dispatch(bumped) == [TellStream(10000, DiscardEpoch(INFO.epoch))]
 

@@ -19,6 +19,7 @@ from actors.runtime.hsm import (
     Outcome,
     State,
     Transition,
+    effect_check,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -552,3 +553,14 @@ class TestPostOutsideDispatch:
         assert order == []
         hsm.dispatch(B())
         assert order == ["A", "B"]
+
+
+type AOrB = A | B
+
+
+def test_effect_check_types_members_of_the_union_and_raises_on_anything_else() -> None:
+    check = effect_check(AOrB, "test effect")
+    a, b = A(), B()
+    assert (check(a), check(b)) == (a, b)
+    with pytest.raises(TypeError, match="unknown test effect"):
+        check(C())

@@ -64,7 +64,7 @@ def grant(hsm: Hsm[DriverModel], client_id: int, role: Role, correlation_id: int
         (command,) = commands
         assert isinstance(command, ProducerAttach | ConsumerAttach)
         effects = hsm.dispatch(
-            StreamReady(stream_id=10000, info=INFO, attach=command.attach, bumped=True)
+            StreamReady(stream_id=10000, info=INFO, attach=command.attach)
         )
     (response, *_) = sends(effects)
     assert isinstance(response, ShmAttachResponse)
@@ -188,50 +188,53 @@ def test_a_consumer_of_a_provisioned_stream_is_granted_without_asking_the_stream
     assert isinstance(announce, ShmPoolAnnounce)
 
 
-def test_a_consumer_behind_a_pending_producer_attach_is_asked_of_the_stream(
+def test_a_consumer_behind_a_pending_producer_attach_gets_the_producers_epoch_after_it(
     driver: Hsm[DriverModel],
 ) -> None:
-    """The stream answers it after provisioning the producer's epoch, as a single-threaded
-    driver that provisions inside its loop would."""
+    """The Stream HSM holds it until the producer's epoch is provisioned and grants it from
+    that epoch right after the producer's OK, as a single-threaded driver that provisions
+    inside its loop would; the stream is not asked twice."""
     grant(driver, 9, Role.CONSUMER, 1)
     (producer,) = stream_commands(
         driver.dispatch(attach_request(correlation_id=2, client_id=7, role=Role.PRODUCER))
     )
-    (consumer,) = stream_commands(
-        driver.dispatch(attach_request(correlation_id=3, client_id=8, role=Role.CONSUMER))
-    )
     assert isinstance(producer, ProducerAttach)
-    assert isinstance(consumer, ConsumerAttach)
+    waiting = driver.dispatch(attach_request(correlation_id=3, client_id=8, role=Role.CONSUMER))
+    assert waiting == []
+    effects = driver.dispatch(StreamReady(stream_id=10000, info=NEW, attach=producer.attach))
+    assert stream_commands(effects) == []
+    answers = [
+        (m.correlation_id, m.code, m.epoch)
+        for m in sends(effects)
+        if isinstance(m, ShmAttachResponse)
+    ]
+    assert answers == [(2, ResponseCode.OK, 101), (3, ResponseCode.OK, 101)]
 
 
-def test_consumer_asked_for_before_a_producer_end_gets_the_new_epoch(
+def test_a_consumer_waiting_for_the_producers_epoch_is_granted_before_the_producer_can_end(
     driver: Hsm[DriverModel],
 ) -> None:
-    """A consumer attach already at the stream when the producer ends is not granted the epoch
-    about to be retired: it is asked of the stream again once the new epoch is provisioned."""
+    """Granted in the same step as the producer, a waiting consumer can never be left the
+    epoch a producer's end is about to retire; after the end, its lease expires with the
+    producer's and the new epoch is announced with no producer."""
     grant(driver, 9, Role.CONSUMER, 1)
     (producer,) = stream_commands(
         driver.dispatch(attach_request(correlation_id=2, client_id=7, role=Role.PRODUCER))
     )
-    (asked,) = stream_commands(
-        driver.dispatch(attach_request(correlation_id=3, client_id=8, role=Role.CONSUMER))
-    )
     assert isinstance(producer, ProducerAttach)
-    assert isinstance(asked, ConsumerAttach)
-    driver.dispatch(StreamReady(stream_id=10000, info=INFO, attach=producer.attach, bumped=True))
-    driver.dispatch(LeaseCheckTimerFired(TTL + 1))  # every lease expires, the producer's too
-    old = StreamReady(stream_id=10000, info=INFO, attach=asked.attach, bumped=False)
-    assert sends(driver.dispatch(old)) == []
+    driver.dispatch(attach_request(correlation_id=3, client_id=8, role=Role.CONSUMER))
+    driver.dispatch(StreamReady(stream_id=10000, info=INFO, attach=producer.attach))
+    assert driver.model.streams[10000].state == "ProducerAttached"
+    assert len(driver.model.leases) == 3
+    effects = driver.dispatch(LeaseCheckTimerFired(TTL + 1))  # every lease expires
+    (revokes,) = [e for e in effects if isinstance(e, SendAll)]
+    assert len(revokes.messages) == 3
+    (lost,) = stream_commands(effects)
+    assert isinstance(lost, ProducerLeaseLost)
     effects = driver.dispatch(EpochProvisioned(stream_id=10000, info=NEW))
     (announce,) = sends(effects)
     assert (announce.epoch, announce.producer_id) == (101, 0)
-    (again,) = stream_commands(effects)
-    assert isinstance(again, ConsumerAttach)
-    assert again.attach == asked.attach  # same lease id, node id and correlation id
-    response, _ = sends(
-        driver.dispatch(StreamReady(stream_id=10000, info=NEW, attach=asked.attach, bumped=False))
-    )
-    assert (response.correlation_id, response.code, response.epoch) == (3, ResponseCode.OK, 101)
+    assert stream_commands(effects) == []
 
 
 def test_the_lease_check_is_armed_for_the_earliest_deadline_before_the_grant_goes_out(
@@ -241,7 +244,7 @@ def test_the_lease_check_is_armed_for_the_earliest_deadline_before_the_grant_goe
     (command,) = stream_commands(effects)
     assert isinstance(command, ConsumerAttach)
     effects = driver.dispatch(
-        StreamReady(stream_id=10000, info=INFO, attach=command.attach, bumped=True)
+        StreamReady(stream_id=10000, info=INFO, attach=command.attach)
     )
     arm = [i for i, e in enumerate(effects) if isinstance(e, ArmLeaseCheck)]
     first_send = min(i for i, e in enumerate(effects) if sends([e]))
