@@ -1,6 +1,8 @@
 """The lease table and its deadline heap (§5: expiry when now > expiry, strictly)."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.driver.lease_table import LeaseRecord, LeaseTable
 from messages.control import Role
@@ -80,3 +82,51 @@ def test_duplicate_client_is_refused() -> None:
     table.add(record(1, 10, 100))
     with pytest.raises(ValueError, match="client 10"):
         table.add(record(2, 10, 100))
+
+
+def test_a_keepalive_pushes_nothing_and_the_sweep_finds_the_moved_deadline() -> None:
+    table = LeaseTable()
+    table.add(record(1, 10, expiry=100))
+    table.add(record(2, 11, expiry=150))
+    for expiry in range(200, 1200, 100):  # ten keepalives of lease 1
+        table.touch(1, expiry)
+    assert len(table._deadlines) == 2  # one entry per lease, whatever the keepalives
+    assert table.next_deadline() == 150  # lease 1's entry was pushed back to 1100 on the way
+    assert [r.lease_id for r in table.expired(1200)] == [2, 1]  # soonest first
+    assert len(table._deadlines) == 2
+
+
+def test_a_deadline_moved_earlier_is_found_at_its_new_time_and_once() -> None:
+    table = LeaseTable()
+    table.add(record(1, 10, expiry=500))
+    table.touch(1, 200)
+    assert table.next_deadline() == 200
+    assert [r.lease_id for r in table.expired(300)] == [1]
+    table.touch(1, 1000)
+    assert table.expired(600) == []  # the old entry at 500 is not a second deadline
+    assert table.next_deadline() == 1000
+    assert [r.lease_id for r in table.expired(1001)] == [1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 5), st.integers(0, 1000)),  # (lease, new expiry) or a sweep
+        max_size=60,
+    )
+)
+def test_the_heap_agrees_with_a_plain_scan(ops: list[tuple[int, int]]) -> None:
+    table = LeaseTable()
+    for i in range(1, 6):
+        table.add(record(i, 100 + i, expiry=i * 100))
+    for lease_id, value in ops:
+        if value % 7 == 0:  # a sweep at `value`, ending what is due
+            want = sorted((r.expiry_ns, r.lease_id) for r in table if value > r.expiry_ns)
+            got = table.expired(value)
+            assert [(r.expiry_ns, r.lease_id) for r in got] == want
+            for r in got:
+                table.remove(r.lease_id)
+        elif lease_id in table:
+            table.touch(lease_id, value)
+        want_next = min((r.expiry_ns for r in table), default=None)
+        assert table.next_deadline() == want_next
