@@ -63,19 +63,22 @@ def _matching_lease(
 
 
 def on_keepalive(m: DriverModel, msg: ShmLeaseKeepalive) -> Outcome:
-    _keep_alive(m, msg, m.now_ns + m.ttl_ns)
+    if _keep_alive(m, msg, m.now_ns + m.ttl_ns):
+        m.count(COUNTER_KEEPALIVE_ACCEPTED)
     return HANDLED
 
 
 def on_keepalives(m: DriverModel, ev: Keepalives) -> Outcome:
-    """One poll's keepalives, in order (one driver step, one deadline for all of them)."""
+    """One poll's keepalives, in order (one driver step, one deadline and one count for all)."""
     expiry_ns = m.now_ns + m.ttl_ns
-    for msg in ev.batch:
-        _keep_alive(m, msg, expiry_ns)
+    accepted = sum(_keep_alive(m, msg, expiry_ns) for msg in ev.batch)
+    if accepted:
+        m.count(COUNTER_KEEPALIVE_ACCEPTED, accepted)
     return HANDLED
 
 
-def _keep_alive(m: DriverModel, msg: ShmLeaseKeepalive, expiry_ns: int) -> None:
+def _keep_alive(m: DriverModel, msg: ShmLeaseKeepalive, expiry_ns: int) -> bool:
+    """Move the matching lease's deadline; False (counted, logged) if no lease matches."""
     record = _matching_lease(m, msg)
     if record is None:
         m.count(COUNTER_KEEPALIVE_IGNORED)
@@ -87,9 +90,9 @@ def _keep_alive(m: DriverModel, msg: ShmLeaseKeepalive, expiry_ns: int) -> None:
             msg.client_id,
             msg.stream_id,
         )
-        return
+        return False
     m.leases.touch(record.lease_id, expiry_ns)
-    m.count(COUNTER_KEEPALIVE_ACCEPTED)
+    return True
 
 
 def _reject_detach(m: DriverModel, msg: ShmDetachRequest, code: ResponseCode, text: str) -> None:
