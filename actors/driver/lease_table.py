@@ -1,13 +1,11 @@
 """The driver's authoritative table of active leases and their expiry deadlines.
 
-Deadlines sit in a heap holding one live entry per lease, whose key is never later than the
-lease's expiry. A keepalive only moves the record's expiry (no heap push: 10,000 leases at
-1 Hz would push 10,000 entries a second); an entry found at the top with a key earlier than
-its lease's expiry is pushed back with the current one. So a lease costs a heap push once per
-deadline the sweep actually reaches (about once per lease lifetime, 3 s by default), a sweep
-costs O(expired · log n), and ``next_deadline`` (what the driver arms its lease-check timer
-for) costs O(moved · log n). Entries of removed leases, and the entry a deadline moved
-earlier leaves behind, are dead (not their lease's current entry) and dropped at the top.
+Deadlines sit in a heap with lazy deletion: a keepalive pushes a new (expiry, lease id) entry
+and leaves the old one behind; a sweep pops entries that are due and keeps only those that
+still match their lease's current expiry. A sweep therefore costs O(expired · log n), which
+keeps a lease check cheap with 10,000 leases, and ``next_deadline`` (what the driver arms its
+lease-check timer for) costs O(stale · log n); stale entries are bounded by the number of
+keepalives in one lease lifetime.
 """
 
 from __future__ import annotations
@@ -38,16 +36,13 @@ class LeaseRecord:
 class LeaseTable:
     """Active leases by id, by client id and by stream, plus the deadline heap."""
 
-    __slots__ = ("_by_client", "_by_stream", "_deadlines", "_entry", "_records", "_serial")
+    __slots__ = ("_by_client", "_by_stream", "_deadlines", "_records")
 
     def __init__(self) -> None:
         self._records: dict[int, LeaseRecord] = {}
         self._by_client: dict[int, int] = {}
         self._by_stream: dict[int, dict[int, LeaseRecord]] = {}
-        # (key, serial, lease id); a lease's live entry is the one whose serial is _entry[id].
-        self._deadlines: list[tuple[int, int, int]] = []
-        self._entry: dict[int, int] = {}
-        self._serial = 0
+        self._deadlines: list[tuple[int, int]] = []
 
     def __len__(self) -> int:
         return len(self._records)
@@ -80,27 +75,20 @@ class LeaseTable:
         self._records[record.lease_id] = record
         self._by_client[record.client_id] = record.lease_id
         self._by_stream.setdefault(record.stream_id, {})[record.lease_id] = record
-        self._queue(record.expiry_ns, record.lease_id)
-
-    def _queue(self, key: int, lease_id: int) -> None:
-        """Make (key, lease) the lease's one live heap entry."""
-        self._serial += 1
-        self._entry[lease_id] = self._serial
-        heapq.heappush(self._deadlines, (key, self._serial, lease_id))
+        heapq.heappush(self._deadlines, (record.expiry_ns, record.lease_id))
 
     def touch(self, lease_id: int, expiry_ns: int) -> None:
-        """Move the lease's deadline (a keepalive): later costs no heap push."""
+        """Move the lease's deadline (a keepalive)."""
         record = self._records[lease_id]
-        if expiry_ns < record.expiry_ns:  # earlier (never from a keepalive): a new entry
-            self._queue(expiry_ns, lease_id)
-        record.expiry_ns = expiry_ns
+        if record.expiry_ns != expiry_ns:
+            record.expiry_ns = expiry_ns
+            heapq.heappush(self._deadlines, (expiry_ns, lease_id))
 
     def remove(self, lease_id: int) -> LeaseRecord | None:
         """Take the lease out of every index (its heap entries become stale)."""
         record = self._records.pop(lease_id, None)
         if record is None:
             return None
-        del self._entry[lease_id]
         self._by_client.pop(record.client_id, None)
         stream = self._by_stream.get(record.stream_id)
         if stream is not None:
@@ -109,38 +97,36 @@ class LeaseTable:
                 del self._by_stream[record.stream_id]
         return record
 
-    def _settle_top(self) -> int | None:
-        """Drop dead entries and push moved ones back until the top is a lease's current
-        deadline; returns it (None: no lease)."""
-        deadlines, records, entry = self._deadlines, self._records, self._entry
-        while deadlines:
-            key, serial, lease_id = deadlines[0]
-            if entry.get(lease_id) != serial:
-                heapq.heappop(deadlines)  # removed, or moved earlier (a newer entry is live)
-                continue
-            expiry_ns = records[lease_id].expiry_ns
-            if key == expiry_ns:
-                return key
-            self._serial += 1  # kept alive since it was queued
-            entry[lease_id] = self._serial
-            heapq.heapreplace(deadlines, (expiry_ns, self._serial, lease_id))
-        return None
-
     def next_deadline(self) -> int | None:
-        """The earliest expiry of a lease in the table."""
-        return self._settle_top()
+        """The earliest expiry of a lease in the table (stale heap entries are dropped)."""
+        deadlines, records = self._deadlines, self._records
+        while deadlines:
+            expiry_ns, lease_id = deadlines[0]
+            record = records.get(lease_id)
+            if record is not None and record.expiry_ns == expiry_ns:
+                return expiry_ns
+            heapq.heappop(deadlines)
+        return None
 
     def expired(self, now_ns: int) -> list[LeaseRecord]:
         """Leases with ``now_ns > expiry_ns`` (strictly), soonest first; they stay in the table.
 
-        Their entries stay in the heap too, and are dropped by a later sweep once the caller
-        removes the lease: a lease the caller fails to end is found again next time instead of
-        being left in the table with no deadline.
+        Their deadlines stay in the heap too, and become stale (dropped by a later sweep) once
+        the caller removes the lease: a lease the caller fails to end is found again next time
+        instead of being left in the table with no deadline.
         """
-        deadlines = self._deadlines
-        due: list[tuple[int, int, int]] = []
-        while (key := self._settle_top()) is not None and key < now_ns:
-            due.append(heapq.heappop(deadlines))
-        for item in due:
-            heapq.heappush(deadlines, item)
-        return [self._records[lease_id] for _, _, lease_id in due]
+        deadlines, records = self._deadlines, self._records
+        due: list[tuple[int, int]] = []
+        while deadlines and deadlines[0][0] < now_ns:
+            entry = heapq.heappop(deadlines)
+            record = records.get(entry[1])
+            # A deadline moved away and back leaves two matching entries: one is due.
+            if (
+                record is not None
+                and record.expiry_ns == entry[0]
+                and (not due or due[-1] != entry)
+            ):
+                due.append(entry)
+        for entry in due:
+            heapq.heappush(deadlines, entry)
+        return [records[lease_id] for _, lease_id in due]

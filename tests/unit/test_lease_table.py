@@ -84,18 +84,6 @@ def test_duplicate_client_is_refused() -> None:
         table.add(record(2, 10, 100))
 
 
-def test_a_keepalive_pushes_nothing_and_the_sweep_finds_the_moved_deadline() -> None:
-    table = LeaseTable()
-    table.add(record(1, 10, expiry=100))
-    table.add(record(2, 11, expiry=150))
-    for expiry in range(200, 1200, 100):  # ten keepalives of lease 1
-        table.touch(1, expiry)
-    assert len(table._deadlines) == 2  # one entry per lease, whatever the keepalives
-    assert table.next_deadline() == 150  # lease 1's entry was pushed back to 1100 on the way
-    assert [r.lease_id for r in table.expired(1200)] == [2, 1]  # soonest first
-    assert len(table._deadlines) == 2
-
-
 def test_a_deadline_moved_earlier_is_found_at_its_new_time_and_once() -> None:
     table = LeaseTable()
     table.add(record(1, 10, expiry=500))
