@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from tensorpool_client import Consumer, DriverClient, default_aeron_dir
+from tensorpool_client import Consumer, DriverClient, LeaseLost, default_aeron_dir
 
 
 def main(argv: list[str]) -> int:
@@ -38,7 +38,11 @@ def main(argv: list[str]) -> int:
         print(f"lease {consumer.lease.lease_id}, waiting for frames")
         seen = 0
         while time.monotonic() < deadline and (args.frames == 0 or seen < args.frames):
-            frame = consumer.poll(timeout=1.0)
+            try:
+                frame = consumer.poll(timeout=1.0)
+            except LeaseLost as exc:  # the driver revoked the lease or shut down
+                print(f"stopped: {exc}")
+                return 1
             if frame is None:
                 continue
             seen += 1

@@ -7,6 +7,7 @@ the admin run dir and the Aeron dir are moved into the test's temporary director
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -89,3 +90,30 @@ def test_consumer_example_prints_every_frame_of_the_producer_example(
     # Frame i is a 4x4 float32 array filled with i, so its sum is 16 * i.
     assert [line.split("sum=")[1] for line in frames] == [f"{16.0 * i}" for i in range(FRAMES)], out
     assert all("float32[4, 4]" in line for line in frames), out
+
+
+def test_consumer_example_says_why_it_stops_when_the_driver_shuts_down(
+    default_driver: DriverProc,
+) -> None:
+    consumer = subprocess.Popen(
+        example("consumer.py", default_driver, "--seconds", "60"),
+        cwd=REPO,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert consumer.stdout is not None
+        first = consumer.stdout.readline()
+        assert first.startswith("lease "), first
+        default_driver.signal(signal.SIGINT)  # drain, ShmDriverShutdown, exit
+        assert default_driver.wait_exit() == 0
+        out, _ = consumer.communicate(timeout=60)
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+            consumer.wait(30)
+    assert consumer.returncode == 1, out
+    assert out.splitlines()[-1].startswith("stopped: "), out
+    assert "Traceback" not in out, out
