@@ -235,7 +235,9 @@ def main() -> int:
     keep_s = time.monotonic() - t_keep
     cpu2 = own_cpu_seconds()
     early = dict(load.revoked)  # every revoke before the last keepalives went out is false
+    t_expiry = time.monotonic()
     load.await_revokes(args.ttl_ns / 1e9 + 15)
+    expiry_s = time.monotonic() - t_expiry
     cpu3 = own_cpu_seconds()
     decided: list[int] = []
     transit: list[int] = []
@@ -263,6 +265,8 @@ def main() -> int:
         "cpu_attach_s": cpu1 - cpu0,
         "cpu_keepalive_s": cpu2 - cpu1,
         "keepalive_s": keep_s,
+        "cpu_expiry_s": cpu3 - cpu2,
+        "expiry_s": expiry_s,
         "cpu_total_s": cpu3 - cpu0,
     }
     print(json.dumps(result), flush=True)

@@ -2,10 +2,12 @@
 
 Deadlines sit in a heap with lazy deletion: a keepalive pushes a new (expiry, lease id) entry
 and leaves the old one behind; a sweep pops entries that are due and keeps only those that
-still match their lease's current expiry. A sweep therefore costs O(expired · log n), which
-keeps a lease check cheap with 10,000 leases, and ``next_deadline`` (what the driver arms its
-lease-check timer for) costs O(stale · log n); stale entries are bounded by the number of
-keepalives in one lease lifetime.
+still match their lease's current expiry. The stale entries are paid for as they are made: each
+keepalive also pops up to two stale entries off the top (while leases are kept alive, every
+stale entry lies below every live one). Left to the next sweep instead, the first check after
+a long hold popped all of them at once: 30,000 entries at 10,000 leases, a 25-30 ms stall in
+which every revoke due was late. A sweep therefore costs O(expired · log n) and
+``next_deadline`` (what the driver arms its lease-check timer for) O(log n) amortised.
 """
 
 from __future__ import annotations
@@ -82,7 +84,14 @@ class LeaseTable:
         record = self._records[lease_id]
         if record.expiry_ns != expiry_ns:
             record.expiry_ns = expiry_ns
-            heapq.heappush(self._deadlines, (expiry_ns, lease_id))
+            deadlines, records = self._deadlines, self._records
+            heapq.heappush(deadlines, (expiry_ns, lease_id))
+            for _ in range(2):  # the stale entry this made, and one more of the backlog
+                top_expiry, top_id = deadlines[0]
+                top = records.get(top_id)
+                if top is not None and top.expiry_ns == top_expiry:
+                    break
+                heapq.heappop(deadlines)
 
     def remove(self, lease_id: int) -> LeaseRecord | None:
         """Take the lease out of every index (its heap entries become stale)."""

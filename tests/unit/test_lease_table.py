@@ -118,3 +118,16 @@ def test_the_heap_agrees_with_a_plain_scan(ops: list[tuple[int, int]]) -> None:
             table.touch(lease_id, value)
         want_next = min((r.expiry_ns for r in table), default=None)
         assert table.next_deadline() == want_next
+
+
+def test_keepalives_pop_the_stale_entries_they_make_as_they_go() -> None:
+    """A long hold leaves no backlog of stale entries for the first sweep to pop at once."""
+    table = LeaseTable()
+    n = 1000
+    for i in range(n):
+        table.add(record(i, 10_000 + i, expiry=3_000 + i))
+    for rnd in range(1, 5):  # four rounds of keepalives, each lease in turn
+        for i in range(n):
+            table.touch(i, 3_000 + rnd * 1_000_000 + i)
+    assert len(table._deadlines) <= n + 2
+    assert table.next_deadline() == 3_000 + 4_000_000
