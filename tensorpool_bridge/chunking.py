@@ -86,7 +86,7 @@ class ChunkWriter:
     The buffer grows to the largest frame the source can hold and is reused.
     """
 
-    __slots__ = ("_count", "_crc", "_fields", "_piece", "_view", "buffer", "length")
+    __slots__ = ("_count", "_crc", "_fields", "_piece", "_targets", "_view", "buffer", "length")
 
     def __init__(self) -> None:
         self.buffer = bytearray(PAYLOAD_AT)
@@ -96,14 +96,21 @@ class ChunkWriter:
         self._piece = 0
         self._crc = False
         self._fields: tuple[int, int, int, int] = (0, 0, 0, 0)
+        self._targets: tuple[int, memoryview, memoryview] | None = None
 
     def targets(self, capacity: int) -> tuple[memoryview, memoryview]:
         """Where to copy the slot and up to ``capacity`` payload bytes of the next frame."""
+        cached = self._targets
+        if cached is not None and cached[0] == capacity:
+            return cached[1], cached[2]
         if len(self.buffer) < PAYLOAD_AT + capacity:
             self.buffer = bytearray(PAYLOAD_AT + capacity)
             self._view = memoryview(self.buffer)
         view = self._view
-        return view[SLOT_AT : SLOT_AT + SLOT_HEADER_BYTES], view[PAYLOAD_AT : PAYLOAD_AT + capacity]
+        slot = view[SLOT_AT : SLOT_AT + SLOT_HEADER_BYTES]
+        payload = view[PAYLOAD_AT : PAYLOAD_AT + capacity]
+        self._targets = (capacity, slot, payload)
+        return slot, payload
 
     def start(self, *, stream_id: int, epoch: int, seq: int, trace_id: int, length: int,
               chunk_bytes: int, integrity: bool) -> int:

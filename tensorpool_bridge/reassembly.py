@@ -51,9 +51,12 @@ _SEQ_COMMIT: Final = 8
 _U64: Final = struct.Struct("<Q")
 _TS_META: Final = struct.Struct("<QI")
 _TS_META_AT: Final = 22
-_STATIC_HEAD: Final = slice(8, 22)
+_STATIC_LENGTH: Final = slice(8, 12)
+_STATIC_POOL: Final = slice(16, 22)
 _STATIC_TAIL: Final = slice(60, 147)
-"""The slot bytes a cached header validation covers (as the client's consumer caches them)."""
+"""The slot bytes a cached header validation covers: valuesLenBytes, poolId, payloadOffset
+and the embedded header and tensor fields; not the source's payloadSlot (it changes with
+every slot and the receiver never uses it), seqCommit, timestampNs or metaVersion."""
 _MAX_HEADERS: Final = 64
 
 
@@ -418,7 +421,7 @@ class Reassembler:
         seq_commit = _U64.unpack_from(view)[0]
         if not seq_commit & 1 or seq_commit >> 1 != seq:
             return None, "bad_header"
-        key = bytes(view[_STATIC_HEAD]) + bytes(view[_STATIC_TAIL])
+        key = bytes(view[_STATIC_LENGTH]) + bytes(view[_STATIC_POOL]) + bytes(view[_STATIC_TAIL])
         fields = self._headers.get(key)
         if fields is None:
             fields = header_problem(view, seq, length)

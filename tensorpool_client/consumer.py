@@ -374,8 +374,8 @@ class Consumer:
 
         For relays that copy frames out with ``read_slot_into`` (the bridge's sender). Gaps
         are recorded as losses and QoS reports go out as for ``poll``; ``trace_id`` is as
-        on the wire (0 or 2^64-1 when the descriptor carries none). ``handler`` must not raise (the rest of the
-        batch would be lost), poll or close. Never waits.
+        on the wire (0 or 2^64-1 when the descriptor carries none). ``handler`` must not
+        raise (the rest of the batch would be lost), poll or close. Never waits.
         """
         if self._closed:
             raise LeaseLost("consumer is closed")
