@@ -62,15 +62,16 @@ FRAGMENT_LIMIT: Final = 1024  # fragments, not messages: a 64 KiB chunk is ~48 o
 DESCRIPTOR_LIMIT: Final = 256
 """Descriptors one poll hands the sender: each is one frame sent before the next poll."""
 MAX_PARK_NS: Final = 200_000
-"""Longest short nap. Each wake-up costs every process on a 2-core VM a context switch, so a
-loop that naps longer finds frames waiting in batches: bench/bridge.py, 4 KiB frames, MTU
-8192, one series: 50 us 18,000 frames/s, 100 us 30,000, 200 us 34,000, with the added
-latency at 1,000 frames/s unchanged within its run-to-run spread (410-470 us p50)."""
+"""Longest short nap. Each wake-up costs a context switch on a 2-core VM shared by every
+process of the path, so a loop that naps longer finds frames waiting in batches:
+bench/bridge.py, 4 KiB frames, MTU 8192, one run each: 50 us 18,000 frames/s, 100 us
+30,000, 200 us 34,000; the added latency at 1,000 frames/s stayed within its run-to-run
+spread (410-470 us p50)."""
 PARK_SPINS: Final = 1
 PARK_YIELDS: Final = 0
 """The loop naps almost at once when a turn found nothing: on a 2-core machine every turn
-spent spinning or yielding is taken from the processes it waits for (measured: the default
-10 spins and 20 yields cost the sender a fifth of a core at 1,000 frames/s)."""
+spent spinning or yielding (a full pass over every stream) is taken from the processes it
+waits for (Aeron's default is 10 spins and 20 yields)."""
 LONG_IDLE_STEPS: Final = ((20_000_000, 0.001), (1_000_000_000, 0.005))
 """After 20 ms without work the loop parks 1 ms at a time, after 1 s 5 ms: a stream of
 frames keeps the short naps (latency), an idle bridge wakes a few hundred times a second."""
@@ -473,7 +474,7 @@ class NetworkLoop:
             pending.next_chunk += 1
             sent += 1
         counters = path.counters
-        counters["chunks_sent"] += sent
+        counters["chunks_sent"] += pending.count
         counters["frames_forwarded"] += 1
         counters["bytes_forwarded"] += writer.length
         self._pending = None
