@@ -38,7 +38,7 @@ class ChunkView:
         self.header_bytes = self.payload_bytes = memoryview(b"")
 
 
-def decode_into(view: ChunkView, data: memoryview, max_chunk: int) -> str | None:  # noqa: PLR0911 - one return per check of §4.3
+def decode_into(view: ChunkView, data: memoryview, max_chunk: int) -> str | None:
     """Fill ``view`` from ``data``; None, or the counter of why the message is dropped."""
     end = len(data)
     if end < _HEADER.size:
@@ -52,19 +52,21 @@ def decode_into(view: ChunkView, data: memoryview, max_chunk: int) -> str | None
      view.chunk_offset, view.chunk_length, view.payload_length, view.payload_crc32c,
      view.header_included) = _BLOCK.unpack_from(data, _HEADER.size)
     at = _HEADER.size + block
-    if end - at < _LENGTH.size:
+    header_end = _var_end(data, at, SLOT_HEADER_BYTES)
+    if header_end < 0:
         return MALFORMED
-    size = _LENGTH.unpack_from(data, at)[0]
-    at += _LENGTH.size
-    if size > SLOT_HEADER_BYTES or size > end - at:
+    view.header_bytes = data[at + _LENGTH.size : header_end]
+    payload_end = _var_end(data, header_end, max_chunk)
+    if payload_end < 0:
         return MALFORMED
-    view.header_bytes = data[at : at + size]
-    at += size
-    if end - at < _LENGTH.size:
-        return MALFORMED
-    size = _LENGTH.unpack_from(data, at)[0]
-    at += _LENGTH.size
-    if size > max_chunk or size > end - at:
-        return MALFORMED
-    view.payload_bytes = data[at : at + size]
+    view.payload_bytes = data[header_end + _LENGTH.size : payload_end]
     return None
+
+
+def _var_end(data: memoryview, at: int, limit: int) -> int:
+    """Where the var field at ``at`` ends (-1: truncated or longer than ``limit``)."""
+    if len(data) - at < _LENGTH.size:
+        return -1
+    size: int = _LENGTH.unpack_from(data, at)[0]
+    end = at + _LENGTH.size + size
+    return -1 if size > limit or end > len(data) else end

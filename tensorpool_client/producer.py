@@ -281,12 +281,7 @@ class Producer:
         when the lease is gone, BackPressured (``overwrite_unread=False``) when the slowest
         consumer did not free the slot within ``claim_timeout``.
         """
-        if self._claimed is not None:
-            raise RuntimeError(f"frame {self._claimed.seq} is claimed and not committed yet")
-        if self._closed:
-            raise LeaseLost("producer is closed")
-        if self._lease_generation != self._client.notices.lease_generation:
-            self._check_lease()
+        self._may_write()
         try:
             plan = self._plans[shape, dtype, order]
         except (KeyError, TypeError):
@@ -388,12 +383,7 @@ class Producer:
         must not block (a failed offer is counted in ``descriptors_not_sent``, the slot stays
         committed). LeaseLost when the lease is gone; BackPressured as for ``claim``.
         """
-        if self._claimed is not None:
-            raise RuntimeError(f"frame {self._claimed.seq} is claimed and not committed yet")
-        if self._closed:
-            raise LeaseLost("producer is closed")
-        if self._lease_generation != self._client.notices.lease_generation:
-            self._check_lease()
+        self._may_write()
         if seq < self.next_seq:
             raise ValueError(f"relayed seq {seq} is below the next seq {self.next_seq}")
         pool = layout.pool
@@ -439,6 +429,15 @@ class Producer:
         with contextlib.suppress(TypeError):  # an unhashable shape (a list) is planned anew
             self._plans[shape, dtype, order] = plan
         return plan
+
+    def _may_write(self) -> None:
+        """What every frame write checks first: no open claim, not closed, lease alive."""
+        if self._claimed is not None:
+            raise RuntimeError(f"frame {self._claimed.seq} is claimed and not committed yet")
+        if self._closed:
+            raise LeaseLost("producer is closed")
+        if self._lease_generation != self._client.notices.lease_generation:
+            self._check_lease()
 
     def _check_lease(self) -> None:
         self._lease_generation = self._client.notices.lease_generation

@@ -1,5 +1,6 @@
 """The relay API (the bridge's data plane): Consumer.poll_descriptors/read_slot_into and
-Producer.relay_layout/relay, against the reference layout and the reference descriptor codec.
+Producer.relay_layout/relay, against the reference layout and the reference descriptor codec,
+and the one offer a relay makes per frame (never waiting, but not lost to a term rotation).
 
 Real Aeron (an embedded media driver), real SHM regions, leases granted by the fake driver.
 """
@@ -10,12 +11,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyaeron
 import pytest
 
 import messages
 from messages import FrameDescriptor
 from shm import ExpectedRegion, RegionType, open_region
 from shm.slot_layout import TensorDescriptor, pack_slot_body
+from tensorpool_client import DirectPublication
 from tests.client.conftest import STREAM, wait_connected
 
 if TYPE_CHECKING:
@@ -147,3 +150,30 @@ def test_read_slot_into_skips_a_slot_whose_header_fails_validation(
     ring.raw[64 + 18 : 64 + 22] = bytes(4)
     ring.raw[64 + 8 : 64 + 12] = bytes(4)  # valuesLenBytes 0
     assert consumer.read_slot_into(EPOCH, 0, slot, payload) == "zero_length"
+
+
+class _Rotating:
+    """A publication whose offers answer the given results in turn (then True)."""
+
+    def __init__(self, *results: object) -> None:
+        self.results = list(results)
+        self.offers = 0
+
+    def offer(self, _data: object) -> object:
+        self.offers += 1
+        return self.results.pop(0) if self.results else True
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_offer_that_must_not_wait_still_retries_a_term_rotation() -> None:
+    rotating = _Rotating(pyaeron.ADMIN_ACTION)
+    assert DirectPublication(rotating, "aeron:ipc", 1).offer(b"x", timeout_ns=0)
+    assert rotating.offers == 2
+    pressed = _Rotating(*[pyaeron.BACK_PRESSURED] * 1000)
+    assert not DirectPublication(pressed, "aeron:ipc", 1).offer(b"x", timeout_ns=0)
+    assert pressed.offers < 1000  # back pressure is not waited out
+    gone = _Rotating(pyaeron.NOT_CONNECTED)
+    assert not DirectPublication(gone, "aeron:ipc", 1).offer(b"x", timeout_ns=10**9)
+    assert gone.offers == 1
