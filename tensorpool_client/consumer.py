@@ -209,8 +209,9 @@ class _Mapping:
     pools: dict[int, PayloadPoolView]
     regions: list[MappedRegion]
     cache: list[tuple[bytes, Any, int] | None] = field(default_factory=list)
-    max_stride: int = 0
     """Per slot: (static header bytes, validated array view, pool id)."""
+    max_stride: int = 0
+    """The largest stride of the mapped pools."""
 
 
 class Consumer:
@@ -413,8 +414,8 @@ class Consumer:
         return 0 if mapping is None else mapping.max_stride
 
     def read_slot_into(  # noqa: PLR0911 - one return per skip reason
-        self, epoch: int, seq: int, slot_out: memoryview,
-                       payload_out: memoryview) -> int | str:
+        self, epoch: int, seq: int, slot_out: memoryview, payload_out: memoryview,
+    ) -> int | str:
         """Copy frame ``seq`` of ``epoch``: its 256 raw slot bytes into ``slot_out`` and its
         payload into the start of ``payload_out``; the payload length, or why it was skipped.
 
