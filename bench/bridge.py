@@ -1,17 +1,22 @@
 """Bridge benchmark: producer -> driver A -> bridges over aeron:udp -> driver B -> consumer.
 
     .venv/bin/python bench/bridge.py [--sizes 655360,4096] [--seconds 5] [--latency-rate 1000]
+                                     [--mtu 8192] [--driver-idle 1-0-1us-50us]
 
 Everything runs on this host over 127.0.0.1: two tensorpool drivers (own Aeron dirs, SHM
 namespaces), a sender and a receiver bridge process, a producer process on A and a consumer
 process on B. Throughput runs closed-loop (the producer stays at most ``--window`` frames
 ahead of the far consumer, so nothing is overrun); latency runs at a fixed low rate and
 measures source commit (the slot's timestampNs, preserved by the bridge) -> far consumer.
-Every delivered frame is checked (its first 8 bytes carry its seq, its last byte the seq).
-The reference is a bare Aeron UDP publication -> subscription of the same message size
-through the same two media drivers, in the same run; the ratio is printed.
+Every delivered frame is checked (its first 8 bytes carry its seq, its last byte the seq);
+the producer writes only those bytes into the claimed slot (zero-copy), so the load
+generators take as little CPU from the rig as they can. The references are a bare Aeron UDP
+publication -> subscription of the same message size through the same two media drivers, in
+the same run: flat out (the throughput ratio is printed) and one way at the latency rate.
+``--mtu`` sets the Aeron MTU of every UDP channel (bridge and bare alike); ``--driver-idle``
+sets the back-off of the drivers' embedded media drivers (Aeron's SPINS-YIELDS-MIN-MAX).
 CPU is read from /proc/<pid>/stat for every process, including the load generators and this
-script.
+script, and printed per frame too, with the load average.
 """
 
 from __future__ import annotations
