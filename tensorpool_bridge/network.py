@@ -67,6 +67,13 @@ process of the path, so a loop that naps longer finds frames waiting in batches:
 bench/bridge.py, 4 KiB frames, MTU 8192, one run each: 50 us 18,000 frames/s, 100 us
 30,000, 200 us 34,000; the added latency at 1,000 frames/s stayed within its run-to-run
 spread (410-470 us p50)."""
+SPARSE_PARK_NS: Final = 50_000
+"""Longest short nap while frames come sparsely (see ``_Pacer``)."""
+RATE_WINDOW_NS: Final = 10_000_000
+BATCH_ABOVE: Final = 100
+"""Units of work (Aeron fragments and descriptors polled) in a 10 ms window from which the
+loop naps like a batching stream: 10,000 descriptors/s at the sender, 10,000 fragments/s at
+the receiver (a 4 KiB frame is 4 fragments at Aeron's default MTU, 1 at MTU 8192)."""
 MID_FRAME_PARK_NS: Final = 20_000
 """Longest nap while a frame is half sent or half assembled: its next chunk is due within
 microseconds, and on a window-bound link every microsecond the receiver leaves a chunk in
@@ -282,11 +289,7 @@ class NetworkLoop:
             self._close_aeron()
             return
         self._ready.set()
-        idle = pyaeron.IdleStrategy.backoff(max_spins=PARK_SPINS, max_yields=PARK_YIELDS,
-                                            min_park_ns=1000, max_park_ns=MAX_PARK_NS)
-        mid_frame = pyaeron.IdleStrategy.backoff(max_spins=PARK_SPINS, max_yields=PARK_YIELDS,
-                                                 min_park_ns=1000, max_park_ns=MID_FRAME_PARK_NS)
-        last_work_ns = time.monotonic_ns()
+        pacer = _Pacer(self._wake, time.monotonic_ns())
         try:
             while not self._stop.is_set():
                 work = self._run_commands()
@@ -301,13 +304,7 @@ class NetworkLoop:
                 if self._aeron.is_closed:
                     log.error("bridge Aeron client closed (media driver stopped or timed out)")
                     return
-                if work:
-                    last_work_ns = now
-                    idle.idle(work)
-                elif busy:
-                    mid_frame.idle(0)
-                else:
-                    self._rest(idle, now - last_work_ns)
+                pacer.after_turn(work, busy=busy, now_ns=now)
         except BaseException:
             log.exception("bridge network thread failed")
             raise
@@ -324,18 +321,6 @@ class NetworkLoop:
                 path.reassembler.on_tick(now_ns)
                 assembling = True
         return assembling
-
-    def _rest(self, idle: Any, idle_ns: int) -> None:
-        """A turn found nothing: a short back-off, or a long park that ``call`` ends."""
-        pause = 0.0
-        for after_ns, seconds in LONG_IDLE_STEPS:
-            if idle_ns >= after_ns:
-                pause = seconds
-        if pause:
-            self._wake.wait(pause)
-            self._wake.clear()
-        else:
-            idle.idle(0)
 
     def _open(self) -> None:
         cfg = self.cfg
@@ -664,6 +649,57 @@ class NetworkLoop:
                 self._notify(NewSourceEpoch(path.mapping.dest_stream_id, msg.epoch))
             else:
                 self._notify(AnnounceApplied(path.mapping.dest_stream_id, msg.epoch))
+
+
+class _Pacer:
+    """How long the loop naps after a turn: the wake-up policy of the network thread.
+
+    A turn with work naps not at all. A turn without: while a frame is half sent or half
+    assembled, naps of at most ``MID_FRAME_PARK_NS`` (its next chunk is due); while frames
+    come sparsely (fewer than ``BATCH_ABOVE`` units of work in the last ``RATE_WINDOW_NS``),
+    at most ``SPARSE_PARK_NS`` (latency: the CPU is there to spare); while they stream, at
+    most ``MAX_PARK_NS`` (frames accumulate and are handled in batches: every wake-up costs
+    a context switch on a machine the whole path shares); after 20 ms without work, the long
+    parks of ``LONG_IDLE_STEPS``, which ``wake`` (set by ``call``) ends at once.
+    """
+
+    def __init__(self, wake: threading.Event, now_ns: int) -> None:
+        def backoff(max_park_ns: int) -> Any:
+            return pyaeron.IdleStrategy.backoff(max_spins=PARK_SPINS, max_yields=PARK_YIELDS,
+                                                min_park_ns=1000, max_park_ns=max_park_ns)
+
+        self._wake = wake
+        self._sparse = backoff(SPARSE_PARK_NS)
+        self._batching = backoff(MAX_PARK_NS)
+        self._mid_frame = backoff(MID_FRAME_PARK_NS)
+        self._idle = self._sparse
+        self._last_work_ns = now_ns
+        self._window_end = now_ns + RATE_WINDOW_NS
+        self._window_work = 0
+
+    def after_turn(self, work: int, *, busy: bool, now_ns: int) -> None:
+        if now_ns >= self._window_end:
+            self._idle = self._batching if self._window_work >= BATCH_ABOVE else self._sparse
+            self._window_end = now_ns + RATE_WINDOW_NS
+            self._window_work = 0
+        if work:
+            self._window_work += work
+            self._last_work_ns = now_ns
+            self._idle.idle(work)
+            return
+        if busy:
+            self._mid_frame.idle(0)
+            return
+        idle_ns = now_ns - self._last_work_ns
+        pause = 0.0
+        for after_ns, seconds in LONG_IDLE_STEPS:
+            if idle_ns >= after_ns:
+                pause = seconds
+        if pause:
+            self._wake.wait(pause)
+            self._wake.clear()
+        else:
+            self._idle.idle(0)
 
 
 def _metadata(data: bytes) -> DataSourceAnnounce | DataSourceMeta | None:
