@@ -66,6 +66,18 @@ class PayloadPoolView:
         """Every payload slot as one ``(nslots, stride_bytes)`` uint8 view."""
         return self._array()
 
+    @property
+    def raw(self) -> memoryview:
+        """The whole region as bytes; slot ``i`` starts at ``offset(i)``. Slicing it and
+        assigning between memoryviews is a plain memcpy, cheaper than numpy for small frames."""
+        if self._mv is None:
+            raise ValueError("payload pool view was released")
+        return self._mv
+
+    def offset(self, index: int) -> int:
+        """Where payload slot ``index`` starts in ``raw``."""
+        return SUPERBLOCK_SIZE + index * self.stride_bytes
+
     def slot(self, index: int) -> npt.NDArray[np.uint8]:
         """The ``stride_bytes`` of payload slot ``index`` (writable when the mapping is)."""
         row: npt.NDArray[np.uint8] = self._array()[index]

@@ -9,6 +9,10 @@ refused before anything is allocated), and its slice list no longer than ``chunk
 (itself bounded by ``ceil(max_payload_bytes / C)``). The buffer is reused across frames.
 
 Time is an argument (``now_ns``), so tests drive the assembly timeout exactly.
+
+Per frame the hot path allocates little: a frame of one chunk skips the assembly record, and
+a slot header whose static bytes (everything but ``seqCommit``, ``timestampNs`` and
+``metaVersion``) were validated before is accepted from a small cache after its seq check.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import bisect
 import collections
 import enum
+import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -37,9 +42,22 @@ from tensorpool_bridge.integrity import crc32c
 
 if TYPE_CHECKING:
     from messages import BridgeFrameChunk, ShmPoolAnnounce
+    from tensorpool_bridge.chunk_view import ChunkView
+
+    type Chunk = BridgeFrameChunk | ChunkView
 
 TRACE_NULL: Final = (1 << 64) - 1
 _SEQ_COMMIT: Final = 8
+_U64: Final = struct.Struct("<Q")
+_TS_META: Final = struct.Struct("<QI")
+_TS_META_AT: Final = 22
+_STATIC_LENGTH: Final = slice(8, 12)
+_STATIC_POOL: Final = slice(16, 22)
+_STATIC_TAIL: Final = slice(60, 147)
+"""The slot bytes a cached header validation covers: valuesLenBytes, poolId, payloadOffset
+and the embedded header and tensor fields; not the source's payloadSlot (it changes with
+every slot and the receiver never uses it), seqCommit, timestampNs or metaVersion."""
+_MAX_HEADERS: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +99,20 @@ class AnnounceOutcome(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class AssembledFrame:
-    """A complete, validated frame; ``payload`` is valid until the next chunk is handled."""
+    """A complete, validated frame; ``payload`` is valid until the next chunk is handled.
+
+    ``fields`` are the static header fields (validated once per distinct header: their
+    timestamp and metaVersion are those of the first frame that had it); this frame's own
+    are ``timestamp_ns`` and ``meta_version``.
+    """
 
     epoch: int
     seq: int
     trace_id: int
     fields: SlotFields
     payload: memoryview
+    timestamp_ns: int
+    meta_version: int
 
 
 @dataclass(slots=True)
@@ -106,7 +131,7 @@ class _Assembly:
     total: int = 0
 
 
-def header_problem(header: bytes, seq: int, payload_length: int) -> SlotFields | None:
+def header_problem(header: bytes | memoryview, seq: int, payload_length: int) -> SlotFields | None:
     """§6.5 step 4: the decoded slot when its header is acceptable for this frame, else None."""
     if len(header) != SLOT_HEADER_BYTES:
         return None
@@ -146,6 +171,7 @@ class Reassembler:
         self._dead: tuple[int, int] | None = None
         self._done: tuple[int, int] | None = None
         self._buffer = bytearray()
+        self._headers: dict[bytes, SlotFields] = {}
 
     # ------------------------------------------------------------------ announces
 
@@ -179,7 +205,7 @@ class Reassembler:
 
     # ------------------------------------------------------------------ chunks
 
-    def chunk_problem(self, c: BridgeFrameChunk) -> str | None:  # noqa: C901, PLR0911 - one return per check of §6.3
+    def chunk_problem(self, c: Chunk) -> str | None:  # noqa: C901, PLR0911 - one return per check of §6.3
         """§6.3 checks 1-11 in order: the ``chunks_dropped`` reason, or None."""
         limits = self.limits
         ann = self.announce
@@ -216,7 +242,7 @@ class Reassembler:
             return "chunk_fields"
         return None
 
-    def on_chunk(self, c: BridgeFrameChunk, now_ns: int) -> AssembledFrame | None:
+    def on_chunk(self, c: Chunk, now_ns: int) -> AssembledFrame | None:  # noqa: PLR0911 - one return per rule of §6.4
         """Validate and assemble one chunk of this mapping; the frame once it is complete."""
         reason = self.chunk_problem(c)
         if reason is not None:
@@ -233,6 +259,8 @@ class Reassembler:
             if asm is not None:
                 self._abandon()
             self._dead = None
+            if c.chunk_count == 1:
+                return self._single(c)
             asm = self._start(c, now_ns)
             if asm is None:
                 return None
@@ -269,23 +297,55 @@ class Reassembler:
 
     # ------------------------------------------------------------------ internals
 
-    def _start(self, c: BridgeFrameChunk, now_ns: int) -> _Assembly | None:
-        length = c.payload_length
+    def _too_long(self, c: Chunk) -> str | None:
+        """A frame no stride on either side can hold is refused before any allocation."""
         ann = self.announce
         assert ann is not None  # chunk_problem checked it
-        if length > ann.largest_stride:
-            self._refuse(c, "source_stride")
+        if c.payload_length > ann.largest_stride:
+            return "source_stride"
+        if self.local_strides and c.payload_length > self.local_strides[-1]:
+            return "no_local_pool"
+        return None
+
+    def _start(self, c: Chunk, now_ns: int) -> _Assembly | None:
+        reason = self._too_long(c)
+        if reason is not None:
+            self._refuse(c, reason)
             return None
-        if self.local_strides and length > self.local_strides[-1]:
-            self._refuse(c, "no_local_pool")
-            return None
+        length = c.payload_length
         asm = _Assembly(c.epoch, c.seq, c.chunk_count, length, c.trace_id, now_ns)
         self._assembly = asm
-        if c.chunk_count > 1 and len(self._buffer) < length:
+        if len(self._buffer) < length:
             self._buffer = bytearray(length)
         return asm
 
-    def _refuse(self, c: BridgeFrameChunk, reason: str) -> None:
+    def _single(self, c: Chunk) -> AssembledFrame | None:
+        """A frame of one chunk (index 0, header included: chunk_problem checked): no
+        assembly record and no copy, the frame's payload is the chunk's."""
+        reason = self._too_long(c)
+        if reason is None and c.chunk_length != c.payload_length:
+            reason = "inconsistent"
+        header = c.header_bytes
+        fields = None
+        if reason is None:
+            fields, reason = self._header_check(header, c.seq, c.payload_length)
+        if fields is None:
+            self._refuse(c, reason or "bad_header")
+            return None
+        self._done = (c.epoch, c.seq)
+        self.counters["frames_assembled"] += 1
+        return self._frame(c.epoch, c.seq, c.trace_id, fields, header,
+                           memoryview(c.payload_bytes))
+
+    def _frame(  # noqa: PLR0917 - per frame: positional
+        self, epoch: int, seq: int, trace_id: int, fields: SlotFields,
+        header: bytes | memoryview, payload: memoryview,
+    ) -> AssembledFrame:
+        timestamp_ns, meta_version = _TS_META.unpack_from(header, _TS_META_AT)
+        return AssembledFrame(epoch, seq, 0 if trace_id == TRACE_NULL else trace_id, fields,
+                              payload, timestamp_ns, meta_version)
+
+    def _refuse(self, c: Chunk, reason: str) -> None:
         self.counters[f"frames_dropped.{reason}"] += 1
         self._dead = (c.epoch, c.seq)
 
@@ -304,14 +364,13 @@ class Reassembler:
         self._assembly = None
 
     def _add(  # noqa: PLR0911 - one return per rule of §6.4
-        self, asm: _Assembly, c: BridgeFrameChunk, now_ns: int
+        self, asm: _Assembly, c: Chunk, now_ns: int
     ) -> AssembledFrame | None:
         index, offset, size = c.chunk_index, c.chunk_offset, c.chunk_length
-        single = asm.chunk_count == 1
         seen = asm.received.get(index)
         if seen is not None:
             same = seen == (offset, size) and (
-                single or self._buffer[offset : offset + size] == c.payload_bytes
+                memoryview(self._buffer)[offset : offset + size] == c.payload_bytes
             ) and (index != 0 or c.header_bytes == asm.header)
             if same:
                 self.counters["chunks_duplicate"] += 1
@@ -326,16 +385,15 @@ class Reassembler:
         ):
             self._drop("overlap")
             return None
-        if not single:
-            self._buffer[offset:end] = c.payload_bytes
+        self._buffer[offset:end] = c.payload_bytes
         starts.insert(pos, offset)
         asm.ends[offset] = end
         asm.received[index] = (offset, size)
         asm.total += size
         asm.last_ns = now_ns
         if index == 0:
-            asm.header = c.header_bytes
-            reason = self._header_reason(asm, c.header_bytes)
+            asm.header = bytes(c.header_bytes)
+            asm.fields, reason = self._header_check(asm.header, asm.seq, asm.payload_length)
             if reason is not None:
                 self._drop(reason)
                 return None
@@ -344,39 +402,43 @@ class Reassembler:
         if asm.total != asm.payload_length:
             self._drop("inconsistent")
             return None
-        fields = asm.fields
+        fields, header = asm.fields, asm.header
         assert fields is not None  # chunk 0 is among the received ones
+        assert header is not None
         self._assembly = None
         self._done = (asm.epoch, asm.seq)
-        payload = memoryview(c.payload_bytes) if single else memoryview(self._buffer)[
-            : asm.payload_length
-        ]
         self.counters["frames_assembled"] += 1
-        trace = 0 if asm.trace_id == TRACE_NULL else asm.trace_id
-        return AssembledFrame(asm.epoch, asm.seq, trace, fields, payload)
+        return self._frame(asm.epoch, asm.seq, asm.trace_id, fields, header,
+                           memoryview(self._buffer)[: asm.payload_length])
 
-    def _header_reason(self, asm: _Assembly, header: bytes) -> str | None:
+    def _header_check(  # noqa: PLR0911 - one return per check of §6.5 steps 4-7
+        self, header: bytes | memoryview, seq: int,
+                      length: int) -> tuple[SlotFields, None] | tuple[None, str]:
         """§6.4 step 6: the header checks of §6.5 steps 4-6 and a fitting local pool."""
-        fields = header_problem(header, asm.seq, asm.payload_length)
+        view = memoryview(header)
+        if len(view) != SLOT_HEADER_BYTES:
+            return None, "bad_header"
+        seq_commit = _U64.unpack_from(view)[0]
+        if not seq_commit & 1 or seq_commit >> 1 != seq:
+            return None, "bad_header"
+        key = bytes(view[_STATIC_LENGTH]) + bytes(view[_STATIC_POOL]) + bytes(view[_STATIC_TAIL])
+        fields = self._headers.get(key)
         if fields is None:
-            return "bad_header"
+            fields = header_problem(view, seq, length)
+            if fields is None:
+                return None, "bad_header"
+            if len(self._headers) >= _MAX_HEADERS:
+                self._headers.clear()
+            self._headers[key] = fields
+        elif fields.values_len_bytes != length:
+            return None, "bad_header"
         ann = self.announce
         assert ann is not None
         stride = ann.strides.get(fields.pool_id)
         if stride is None:
-            return "unknown_pool"
-        if asm.payload_length > stride:
-            return "source_stride"
-        if self.local_strides and asm.payload_length > self.local_strides[-1]:
-            return "no_local_pool"
-        asm.fields = fields
-        return None
-
-
-def select_local_pool(strides: dict[int, int], length: int) -> int | None:
-    """§6.5 step 7 (Julia ``select_pool``): the local pool with the smallest fitting stride."""
-    best: tuple[int, int] | None = None
-    for pool_id, stride in strides.items():
-        if stride >= length and (best is None or (stride, pool_id) < best):
-            best = (stride, pool_id)
-    return None if best is None else best[1]
+            return None, "unknown_pool"
+        if length > stride:
+            return None, "source_stride"
+        if self.local_strides and length > self.local_strides[-1]:
+            return None, "no_local_pool"
+        return fields, None

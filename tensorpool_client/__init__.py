@@ -4,6 +4,8 @@
 slots of a stream's shared memory as writable arrays (or copies arrays in) and publishes
 FrameDescriptors from the caller's thread; ``Consumer`` maps the stream read-only, polls
 descriptors on the caller's thread and returns zero-copy frames, reporting every lost one.
+Relays (the bridge) copy raw slots out with ``Consumer.read_slot_into`` and write frames that
+keep their source's seq and header with ``Producer.relay``.
 Nothing here imports the driver's actors.
 Those load on first use (pyaeron, numpy), so the admin CLI (``tensorpool_client.admin_cli``,
 what ``launcher.py status`` runs) starts without them.
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from tensorpool_client.consumer import Consumer, Frame, LostFrames
     from tensorpool_client.control import ClientStats, DriverClient, default_aeron_dir
     from tensorpool_client.direct import DirectPublication, DirectSubscription
-    from tensorpool_client.producer import FrameClaim, Producer
+    from tensorpool_client.producer import FrameClaim, Producer, RelayLayout
 
 _LAZY = {
     **dict.fromkeys(
@@ -41,7 +43,7 @@ _LAZY = {
         ("ClientStats", "DriverClient", "default_aeron_dir"), "tensorpool_client.control"
     ),
     **dict.fromkeys(("DirectPublication", "DirectSubscription"), "tensorpool_client.direct"),
-    **dict.fromkeys(("FrameClaim", "Producer"), "tensorpool_client.producer"),
+    **dict.fromkeys(("FrameClaim", "Producer", "RelayLayout"), "tensorpool_client.producer"),
 }
 
 __all__ = [
@@ -65,6 +67,7 @@ __all__ = [
     "LostFrames",
     "Producer",
     "PublicationHandle",
+    "RelayLayout",
     "RequestTimeout",
     "SubscriptionHandle",
     "default_aeron_dir",

@@ -12,6 +12,11 @@ remembers the static bytes of the last header it validated (everything but times
 metaVersion) with the view it built; a frame whose header repeats them is accepted with one
 bytes comparison. A different header goes through full validation again.
 
+Relays (the bridge's sender) need the raw slot rather than a view: ``poll_descriptors`` hands
+them each descriptor's ``(epoch, seq, trace_id)`` on the caller's thread, and
+``read_slot_into`` copies the 256 slot bytes and the payload into the caller's buffers under
+the same seqlock check and the same cached header validation.
+
 Losses are reported exactly: descriptors are sequence-numbered and Aeron delivers them in order,
 so a jump is a gap, and a slot already holding a later frame means the ring overtook this
 reader. Every lost seq lands in ``losses`` (merged ranges) and ``on_loss``.
@@ -48,7 +53,12 @@ from tensorpool_client.producer import (
     DEFAULT_QOS_STREAM_ID,
 )
 from tensorpool_client.tensor import view_of
-from tensorpool_client.wire_fast import U64_NULL, QosConsumerEncoder, decode_descriptor
+from tensorpool_client.wire_fast import (
+    U64_NULL,
+    QosConsumerEncoder,
+    decode_descriptor,
+    decode_descriptor_traced,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -82,6 +92,7 @@ DROPPED_BEFORE_WAITING: Final = 4096
 _BODY_START: Final = 8
 _WORDS_PER_SLOT: Final = HEADER_SLOT_BYTES // 8
 _FIRST_WORD: Final = SUPERBLOCK_SIZE // 8
+_LENGTH: Final = struct.Struct("<I")
 _TS_META: Final = struct.Struct("<QI")
 _TS_META_AT: Final = 14
 """timestampNs and metaVersion: slot bytes 22..33, i.e. 14..25 of the copied body."""
@@ -199,6 +210,8 @@ class _Mapping:
     regions: list[MappedRegion]
     cache: list[tuple[bytes, Any, int] | None] = field(default_factory=list)
     """Per slot: (static header bytes, validated array view, pool id)."""
+    max_stride: int = 0
+    """The largest stride of the mapped pools."""
 
 
 class Consumer:
@@ -240,6 +253,7 @@ class Consumer:
         self._last_attempt: tuple[int, int] | None = None
         self._identity_checked_for: ShmPoolAnnounce | None = None
         self._batch: list[Frame] = []
+        self._relay_handler: Callable[[int, int, int], None] = _no_relay
         self._expected: int | None = None
         self._last_seen: int | None = None
         self._position: int | None = None
@@ -340,7 +354,8 @@ class Consumer:
             else:
                 idle.idle(0)  # releases the GIL
 
-    def _poll_once(self, limit: int) -> int:
+    def _poll_once(self, limit: int, on_fragment: Callable[[Any, Any], None] | None = None,
+                   ) -> int:
         """One look at the lease, the announces and up to ``limit`` descriptors."""
         notices = self._client.notices
         if self._lease_generation != notices.lease_generation:
@@ -348,9 +363,99 @@ class Consumer:
         if self._announce_generation != notices.announce_generation:
             self._remap_if_announced()
         try:
-            return self._descriptors.poll(self._on_descriptor, limit)
+            return self._descriptors.poll(on_fragment or self._on_descriptor, limit)
         except ClientClosed as exc:
             raise LeaseLost("the client closed") from exc
+
+    # ------------------------------------------------------------------ relaying
+
+    def poll_descriptors(self, handler: Callable[[int, int, int], None], limit: int) -> int:
+        """Call ``handler(epoch, seq, trace_id)`` for up to ``limit`` FrameDescriptors of this
+        stream, on this thread, without touching their slots; returns the fragments read.
+
+        For relays that copy frames out with ``read_slot_into`` (the bridge's sender). Gaps
+        are recorded as losses and QoS reports go out as for ``poll``; ``trace_id`` is as
+        on the wire (0 or 2^64-1 when the descriptor carries none). ``handler`` must not
+        raise (the rest of the batch would be lost), poll or close. Never waits.
+        """
+        if self._closed:
+            raise LeaseLost("consumer is closed")
+        self._relay_handler = handler
+        fragments = self._poll_once(limit, self._on_relay_descriptor)
+        self._position = self._last_seen
+        self._report_progress(idle=fragments == 0)
+        return fragments
+
+    def _on_relay_descriptor(self, buf: Any, _header: Any) -> None:
+        try:
+            fields = decode_descriptor_traced(buf)
+            if fields is None:
+                self.drops["undecodable"] += 1
+                return
+            stream_id, epoch, seq, trace_id = fields
+            if stream_id != self.stream_id:
+                return
+            expected = self._expected
+            mapping = self._mapping
+            if (expected is not None and seq > expected and mapping is not None
+                    and epoch == mapping.epoch):
+                self.loss.record(epoch, expected, seq - 1, "gap")
+            self._expected = seq + 1
+            self._last_seen = seq
+            self._relay_handler(epoch, seq, trace_id)
+        except Exception:  # raising would lose the rest of Aeron's batch
+            self.handler_errors += 1
+            log.exception("descriptor handling failed")
+
+    @property
+    def max_payload_bytes(self) -> int:
+        """The largest pool stride of the mapped epoch (0 while nothing is mapped)."""
+        mapping = self._mapping
+        return 0 if mapping is None else mapping.max_stride
+
+    def read_slot_into(  # noqa: PLR0911 - one return per skip reason
+        self, epoch: int, seq: int, slot_out: memoryview, payload_out: memoryview,
+    ) -> int | str:
+        """Copy frame ``seq`` of ``epoch``: its 256 raw slot bytes into ``slot_out`` and its
+        payload into the start of ``payload_out``; the payload length, or why it was skipped.
+
+        Reasons: ``epoch`` (that epoch is not mapped, even after a remap), ``not_committed``
+        (the slot holds no committed ``seq``), ``zero_length``, ``bad_header`` (reader step 4
+        failed, or the pool is not mapped), ``too_large`` (longer than ``payload_out``),
+        ``torn`` (rewritten while copying: nothing copied may be used). Never waits.
+        """
+        mapping = self._mapping
+        if mapping is None or mapping.epoch != epoch:
+            self._remap_if_announced()
+            mapping = self._mapping
+            if mapping is None or mapping.epoch != epoch:
+                return "epoch"
+        index = seq & (mapping.nslots - 1)
+        word_at = _FIRST_WORD + index * _WORDS_PER_SLOT
+        words = mapping.words
+        first = words[word_at]
+        if first != (seq << 1) | 1:
+            return "not_committed"
+        start = SUPERBLOCK_SIZE + index * HEADER_SLOT_BYTES
+        slot_out[:HEADER_SLOT_BYTES] = mapping.raw[start : start + HEADER_SLOT_BYTES]
+        body = slot_out[_BODY_START:HEADER_SLOT_BYTES].tobytes()
+        length: int = _LENGTH.unpack_from(body)[0]
+        if length == 0:
+            return "torn" if words[word_at] != first else "zero_length"
+        key = body[:_STATIC_HEAD] + body[_STATIC_TAIL]
+        cached = mapping.cache[index]
+        if cached is None or cached[0] != key:
+            cached = self._validate(mapping, index, body, key)
+            if cached is None:
+                return "torn" if words[word_at] != first else "bad_header"
+        if length > len(payload_out):
+            return "too_large"
+        pool = mapping.pools[cached[2]]
+        at = pool.offset(index)
+        payload_out[:length] = pool.raw[at : at + length]
+        if words[word_at] != first:
+            return "torn"
+        return length
 
     def _long_park(self, now: int) -> float:
         """Seconds to park for a parking consumer that has been idle long (0: back off)."""
@@ -540,7 +645,8 @@ class Consumer:
                 views[expected.pool_id] = region.payload_pool()
             ring = header.header_ring()
             new = _Mapping(epoch, ring.nslots, ring.raw, ring.words, views, regions,
-                           [None] * ring.nslots)
+                           [None] * ring.nslots,
+                           max((v.stride_bytes for v in views.values()), default=0))
         except (RegionValidationError, OSError, ValueError) as exc:
             self.remap_failures += 1
             log.info("cannot map epoch %d of stream %d: %s", epoch, self.stream_id, exc)
@@ -601,3 +707,7 @@ class Consumer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _no_relay(_epoch: int, _seq: int, _trace_id: int) -> None:
+    """``poll_descriptors``' handler until the first call sets one."""

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 _CLOSED: Final = (pyaeron.PublicationClosed, pyaeron.ResourceClosed)
 OFFER_SPIN_NS: Final = 20_000
 """Back-pressure retries spin this long before they start yielding the CPU."""
+ADMIN_RETRIES: Final = 4
+"""Immediate retries of an ADMIN_ACTION (the publication rotating its term): not back
+pressure, so even an offer that must not wait makes them."""
 
 
 class _Guarded:
@@ -54,12 +57,20 @@ class DirectPublication(_Guarded):
     def offer(self, data: bytes | bytearray | memoryview, timeout_ns: int = 1_000_000_000,
               ) -> bool:
         """Append ``data``; False when no subscriber is connected or back pressure outlasted
-        ``timeout_ns``. Retries back pressure and admin actions without any thread hand-off."""
+        ``timeout_ns``. Retries back pressure and admin actions without any thread hand-off;
+        an admin action (a term rotation) is retried at once even with ``timeout_ns`` 0."""
         result = self._offer_once(data)
         if result is True:
             return True
         start = time.monotonic_ns()
+        admin_retries = ADMIN_RETRIES
         while result is not pyaeron.NOT_CONNECTED:
+            if result is pyaeron.ADMIN_ACTION and admin_retries:
+                admin_retries -= 1
+                result = self._offer_once(data)
+                if result is True:
+                    return True
+                continue
             elapsed = time.monotonic_ns() - start
             if elapsed > timeout_ns:
                 return False

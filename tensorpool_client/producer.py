@@ -13,7 +13,10 @@ The frame path runs entirely on the caller's thread and allocates almost nothing
   overwrite), patches the per-frame fields with one ``struct.pack_into``, stores "committed"
   (step 4) and offers a pre-encoded FrameDescriptor patched in place (step 5) on a concurrent
   publication, straight from this thread;
-* ``offer(array)`` is ``claim`` + one numpy copy + ``commit``.
+* ``offer(array)`` is ``claim`` + one numpy copy + ``commit``;
+* ``relay(layout, seq, payload, ...)`` writes a frame that another stream carried first (the
+  bridge's receiver): the source's seq, tensor header, timestamp and metaVersion are kept
+  (bridge.md §6.5), the payload is one memcpy and the descriptor is published without waiting.
 
 On x86-64 the two seqlock stores are ordinary 8-byte stores, which the CPU never reorders with
 the payload and header stores between them (TSO), and CPython performs them in program order.
@@ -46,6 +49,7 @@ from tensorpool_client.tensor import MAX_DIMS, wire_dtype
 from tensorpool_client.wire_fast import DescriptorEncoder
 
 if TYPE_CHECKING:
+    from collections.abc import Buffer
     from types import TracebackType
 
     import numpy.typing as npt
@@ -69,6 +73,8 @@ _SLOT_DYNAMIC_AT: Final = 12
 _SLOT_DYNAMIC: Final = struct.Struct("<IHIQI")
 """payloadSlot, poolId, payloadOffset, timestampNs, metaVersion: slot bytes 12..33."""
 _MAX_PLANS: Final = 64
+DESCRIPTOR_TIMEOUT_NS: Final = 1_000_000_000
+"""How long ``commit`` retries a back-pressured descriptor (a relay never waits)."""
 
 Order = Literal["C", "F"]
 
@@ -106,6 +112,25 @@ class _Plan:
             self.shape, order=self.order)
         self.views[index] = array
         return array
+
+
+class RelayLayout:
+    """How ``Producer.relay`` writes frames of one tensor header and length.
+
+    Built by ``Producer.relay_layout``: the pool (the smallest stride that fits, then the
+    lowest pool id, as the bridge's §6.5 step 7 and Julia's ``select_pool`` choose) and the
+    pre-packed slot body. Valid for the producer that made it, until it closes.
+    """
+
+    __slots__ = ("body", "nbytes", "pool", "tensor")
+
+    def __init__(self, pool: PayloadPoolView, tensor: TensorDescriptor, nbytes: int) -> None:
+        self.pool = pool
+        self.tensor = tensor
+        self.nbytes = nbytes
+        self.body = pack_slot_body(values_len_bytes=nbytes, payload_slot=0,
+                                   pool_id=pool.pool_id, timestamp_ns=0, meta_version=0,
+                                   tensor=tensor)
 
 
 class FrameClaim:
@@ -185,6 +210,7 @@ class Producer:
         self._activity_period_ns = activity_period_ms * 1_000_000
         self._next_activity_ns = 0
         self._plans: dict[tuple[object, object, str], _Plan] = {}
+        self._layouts: dict[tuple[TensorDescriptor, int], RelayLayout] = {}
         self._claimed: FrameClaim | None = None
         self._lease_generation = client.notices.lease_generation
         self._room_until = 0
@@ -255,12 +281,7 @@ class Producer:
         when the lease is gone, BackPressured (``overwrite_unread=False``) when the slowest
         consumer did not free the slot within ``claim_timeout``.
         """
-        if self._claimed is not None:
-            raise RuntimeError(f"frame {self._claimed.seq} is claimed and not committed yet")
-        if self._closed:
-            raise LeaseLost("producer is closed")
-        if self._lease_generation != self._client.notices.lease_generation:
-            self._check_lease()
+        self._may_write()
         try:
             plan = self._plans[shape, dtype, order]
         except (KeyError, TypeError):
@@ -307,20 +328,80 @@ class Producer:
         index = claim._index  # noqa: SLF001 - FrameClaim is this module's record
         plan = claim._plan  # noqa: SLF001
         stamp = time.monotonic_ns() if timestamp_ns is None else timestamp_ns
+        self._finish(seq, index, plan.body, plan.pool.pool_id, stamp, meta_version)
+        self._publish(self._encoder.patch(seq, stamp, meta_version), DESCRIPTOR_TIMEOUT_NS)
+        return seq
+
+    def _finish(  # noqa: PLR0917 - per frame: positional
+        self, seq: int, index: int, body: bytes, pool_id: int, stamp: int, meta_version: int,
+    ) -> None:
+        """Writer steps 3-4: the whole slot header, then the committed word."""
         start = SUPERBLOCK_SIZE + index * HEADER_SLOT_BYTES
         raw = self._raw
-        raw[start + _SLOT_BODY_AT : start + HEADER_SLOT_BYTES] = plan.body
-        _SLOT_DYNAMIC.pack_into(raw, start + _SLOT_DYNAMIC_AT, index, plan.pool.pool_id, 0,
-                                stamp, meta_version)
+        raw[start + _SLOT_BODY_AT : start + HEADER_SLOT_BYTES] = body
+        _SLOT_DYNAMIC.pack_into(raw, start + _SLOT_DYNAMIC_AT, index, pool_id, 0, stamp,
+                                meta_version)
         self._words[(SUPERBLOCK_SIZE // 8) + index * _WORDS_PER_SLOT] = (seq << 1) | 1
         self.next_seq = seq + 1
+
+    def _publish(self, descriptor: bytearray, timeout_ns: int) -> bool:
+        """Writer step 5: offer the patched descriptor from this thread."""
         try:
-            sent = self._descriptors.offer(self._encoder.patch(seq, stamp, meta_version))
+            sent = self._descriptors.offer(descriptor, timeout_ns)
         except ClientClosed as exc:
             raise LeaseLost("the client closed: the descriptor cannot be published") from exc
         if not sent:
             self.descriptors_not_sent += 1
-        return seq
+        return sent
+
+    # ------------------------------------------------------------------ relaying
+
+    def relay_layout(self, tensor: TensorDescriptor, nbytes: int) -> RelayLayout | None:
+        """The layout ``relay`` writes ``nbytes``-byte frames of ``tensor`` with, or None
+        when no pool is large enough. Cached (up to 64 layouts): build it once per header."""
+        key = (tensor, nbytes)
+        layout = self._layouts.get(key)
+        if layout is None:
+            pool = next((p for p in self._pools if p.stride_bytes >= nbytes), None)
+            if pool is None:
+                return None
+            if len(self._layouts) >= _MAX_PLANS:
+                self._layouts.clear()
+            layout = self._layouts[key] = RelayLayout(pool, tensor, nbytes)
+        return layout
+
+    def relay(self, layout: RelayLayout, seq: int, payload: Buffer, *, timestamp_ns: int,
+              meta_version: int, trace_id: int = 0) -> bool:
+        """Write ``payload`` as frame ``seq`` and publish its descriptor; True if published.
+
+        For relays such as the bridge's receiver, which must keep a frame's identity
+        (bridge.md §6.5): ``seq`` is the source's (it may skip ahead but never go back:
+        ValueError), the slot gets ``timestamp_ns`` and ``meta_version`` and ``layout``'s
+        tensor header, and the descriptor carries ``meta_version``, ``trace_id`` and this
+        host's clock at publication (§6.6). ``payload`` is any contiguous buffer of exactly
+        ``layout.nbytes`` bytes. The descriptor is offered once, without waiting: a relay's loop
+        must not block (a failed offer is counted in ``descriptors_not_sent``, the slot stays
+        committed). LeaseLost when the lease is gone; BackPressured as for ``claim``.
+        """
+        self._may_write()
+        if seq < self.next_seq:
+            raise ValueError(f"relayed seq {seq} is below the next seq {self.next_seq}")
+        pool = layout.pool
+        size = layout.nbytes
+        data = memoryview(payload)
+        if data.format != "B" or data.ndim != 1:
+            data = data.cast("B")  # TypeError for a non-contiguous buffer
+        if data.nbytes != size:
+            raise ValueError(f"payload of {data.nbytes} bytes, the layout holds {size}")
+        if seq >= self._room_until:
+            self._make_room(seq)
+        index = seq & self._mask
+        self._words[(SUPERBLOCK_SIZE // 8) + index * _WORDS_PER_SLOT] = seq << 1
+        start = pool.offset(index)
+        pool.raw[start : start + size] = data
+        self._finish(seq, index, layout.body, pool.pool_id, timestamp_ns, meta_version)
+        return self._publish(self._encoder.patch_traced(
+            seq, time.monotonic_ns(), meta_version, trace_id), 0)
 
     def _abort(self, claim: FrameClaim) -> None:
         if claim is self._claimed:
@@ -348,6 +429,15 @@ class Producer:
         with contextlib.suppress(TypeError):  # an unhashable shape (a list) is planned anew
             self._plans[shape, dtype, order] = plan
         return plan
+
+    def _may_write(self) -> None:
+        """What every frame write checks first: no open claim, not closed, lease alive."""
+        if self._claimed is not None:
+            raise RuntimeError(f"frame {self._claimed.seq} is claimed and not committed yet")
+        if self._closed:
+            raise LeaseLost("producer is closed")
+        if self._lease_generation != self._client.notices.lease_generation:
+            self._check_lease()
 
     def _check_lease(self) -> None:
         self._lease_generation = self._client.notices.lease_generation
@@ -433,6 +523,7 @@ class Producer:
         self._detach_quietly(detach_timeout)
         self._claimed = None
         self._plans.clear()
+        self._layouts.clear()
         self._release_regions()
 
     def _detach_quietly(self, timeout: float = 5.0) -> None:

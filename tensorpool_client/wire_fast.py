@@ -26,7 +26,8 @@ U64_NULL: Final = 0xFFFFFFFFFFFFFFFF
 
 _DESCRIPTOR: Final = struct.Struct("<HHHHIQQQIQ")
 """Message header + FrameDescriptor block: what a consumer unpacks in one call."""
-_DESCRIPTOR_PATCH: Final = struct.Struct("<QQI")
+_DESCRIPTOR_PATCH_TRACE: Final = struct.Struct("<QQIQ")
+"""seq, timestampNs, metaVersion and traceId: the block's last 28 bytes."""
 _DESCRIPTOR_PATCH_AT: Final = HEADER.size + 12
 _QOS_CONSUMER: Final = struct.Struct("<HHHHIIQQQQB")
 _QOS_PATCH: Final = struct.Struct("<QQQQ")
@@ -43,8 +44,14 @@ class DescriptorEncoder:
 
     def patch(self, seq: int, timestamp_ns: int, meta_version: int) -> bytearray:
         """The buffer, now carrying this frame's fields (valid until the next patch)."""
-        _DESCRIPTOR_PATCH.pack_into(self.buffer, _DESCRIPTOR_PATCH_AT, seq, timestamp_ns,
-                                    meta_version)
+        return self.patch_traced(seq, timestamp_ns, meta_version, 0)
+
+    def patch_traced(self, seq: int, timestamp_ns: int, meta_version: int,
+                     trace_id: int) -> bytearray:
+        """Like ``patch``, with ``traceId`` (0: none, as the codec encodes a null one; a relay
+        passes its source's on)."""
+        _DESCRIPTOR_PATCH_TRACE.pack_into(self.buffer, _DESCRIPTOR_PATCH_AT, seq, timestamp_ns,
+                                          meta_version, trace_id)
         return self.buffer
 
 
@@ -53,14 +60,21 @@ def decode_descriptor(buf: Any) -> tuple[int, int, int] | None:
 
     ``buf`` is any sized buffer (bytes, or an Aeron BufferView inside its handler).
     """
+    fields = decode_descriptor_traced(buf)
+    return None if fields is None else fields[:3]
+
+
+def decode_descriptor_traced(buf: Any) -> tuple[int, int, int, int] | None:
+    """``(stream_id, epoch, seq, trace_id)`` of a FrameDescriptor (trace as on the wire: 0
+    and 2^64-1 both mean none)."""
     if len(buf) < _DESCRIPTOR.size:
         return None
-    block, template, schema, version, stream_id, epoch, seq, _ts, _meta, _trace = (
+    block, template, schema, version, stream_id, epoch, seq, _ts, _meta, trace = (
         _DESCRIPTOR.unpack_from(buf))
     if (template != DESCRIPTOR_TEMPLATE or schema != WIRE_SCHEMA_ID or version > WIRE_SCHEMA_VERSION
             or block < DESCRIPTOR_BLOCK or len(buf) < HEADER.size + block):
         return None
-    return stream_id, epoch, seq
+    return stream_id, epoch, seq, trace
 
 
 class QosConsumerEncoder:

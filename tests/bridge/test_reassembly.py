@@ -14,7 +14,6 @@ from tensorpool_bridge.reassembly import (
     AssembledFrame,
     ChunkLimits,
     Reassembler,
-    select_local_pool,
 )
 from tests.bridge.frames import EPOCH, STREAM, announce, chunks, payload, replace, slot
 
@@ -288,12 +287,6 @@ def test_invalid_announces_are_ignored(bad: dict[str, object]) -> None:
     r = Reassembler(STREAM, LIMITS)
     assert r.apply_announce(replace(announce(), **bad)) is AnnounceOutcome.IGNORED  # type: ignore[arg-type]
     assert r.announce is None
-
-
-def test_select_local_pool() -> None:
-    assert select_local_pool({7: 8192, 9: 1 << 20}, 8192) == 7
-    assert select_local_pool({7: 8192, 9: 1 << 20}, 8193) == 9
-    assert select_local_pool({7: 8192}, 8193) is None
 
 
 @st.composite

@@ -15,6 +15,7 @@ from tensorpool_client.wire_fast import (
     DescriptorEncoder,
     QosConsumerEncoder,
     decode_descriptor,
+    decode_descriptor_traced,
     decode_qos_consumer,
 )
 
@@ -34,6 +35,19 @@ def test_a_patched_descriptor_is_byte_identical_to_the_reference_encoding(
             meta_version=meta_version, trace_id=None))
         assert bytes(encoder.patch(seq, timestamp_ns, meta_version)) == reference
         assert decode_descriptor(reference) == (stream_id, epoch, seq)
+
+
+@given(stream_id=U32, epoch=U64, seq=U64, trace_id=st.integers(1, U64_NULL - 1))
+def test_a_descriptor_patched_with_a_trace_is_byte_identical_to_the_reference_encoding(
+    stream_id: int, epoch: int, seq: int, trace_id: int
+) -> None:
+    encoder = DescriptorEncoder(stream_id, epoch)
+    reference = messages.encode(FrameDescriptor(
+        stream_id=stream_id, epoch=epoch, seq=seq, timestamp_ns=5, meta_version=6,
+        trace_id=trace_id))
+    assert bytes(encoder.patch_traced(seq, 5, 6, trace_id)) == reference
+    assert decode_descriptor_traced(reference) == (stream_id, epoch, seq, trace_id)
+    assert bytes(encoder.patch(seq, 5, 6))[40:48] == bytes(8)  # and cleared again
 
 
 @given(stream_id=U32, consumer_id=U32, reports=st.lists(st.tuples(U64, U64, U64, U64),
