@@ -55,21 +55,30 @@ def example(name: str, drv: DriverProc, *args: str) -> list[str]:
     ]
 
 
-def test_consumer_example_prints_every_frame_of_the_producer_example(
-    default_driver: DriverProc,
-) -> None:
+def start_consumer(drv: DriverProc, *args: str) -> subprocess.Popen[str]:
+    """The consumer example, once it has attached and mapped (its first line)."""
     consumer = subprocess.Popen(
-        example("consumer.py", default_driver, "--frames", str(FRAMES), "--seconds", "60"),
+        example("consumer.py", drv, *args),
         cwd=REPO,
         env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    assert consumer.stdout is not None
+    first = consumer.stdout.readline()  # attached and mapped: a producer may start
+    if not first.startswith("lease "):
+        consumer.kill()
+        consumer.wait(30)
+        raise AssertionError(first + consumer.stdout.read())
+    return consumer
+
+
+def test_consumer_example_prints_every_frame_of_the_producer_example(
+    default_driver: DriverProc,
+) -> None:
+    consumer = start_consumer(default_driver, "--frames", str(FRAMES), "--seconds", "60")
     try:
-        assert consumer.stdout is not None
-        first = consumer.stdout.readline()  # attached and mapped: the producer may start
-        assert first.startswith("lease "), first
         producer = subprocess.run(
             example("producer.py", default_driver, "--count", str(FRAMES)),
             cwd=REPO,
@@ -95,18 +104,8 @@ def test_consumer_example_prints_every_frame_of_the_producer_example(
 def test_consumer_example_says_why_it_stops_when_the_driver_shuts_down(
     default_driver: DriverProc,
 ) -> None:
-    consumer = subprocess.Popen(
-        example("consumer.py", default_driver, "--seconds", "60"),
-        cwd=REPO,
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    consumer = start_consumer(default_driver, "--seconds", "60")
     try:
-        assert consumer.stdout is not None
-        first = consumer.stdout.readline()
-        assert first.startswith("lease "), first
         default_driver.signal(signal.SIGINT)  # drain, ShmDriverShutdown, exit
         assert default_driver.wait_exit() == 0
         out, _ = consumer.communicate(timeout=60)
