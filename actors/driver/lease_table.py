@@ -107,7 +107,7 @@ class LeaseTable:
                 in_order.popleft()
 
     def remove(self, lease_id: int) -> LeaseRecord | None:
-        """Take the lease out of every index (its heap entries become stale)."""
+        """Take the lease out of every index (its deadline entries become stale)."""
         record = self._records.pop(lease_id, None)
         if record is None:
             return None
