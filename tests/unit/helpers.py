@@ -26,6 +26,8 @@ INFO = EpochInfo(
     ),
     hugepages=False,
 )
+# The epoch a producer-loss bump (or a second provisioning) makes after INFO.
+NEW = EpochInfo(epoch=101, header_nslots=8, header_uri="h", pools=INFO.pools, hugepages=False)
 
 
 def new_driver(tmp_path: Path, **policies: object) -> Hsm[DriverModel]:

@@ -15,7 +15,6 @@ import pytest
 
 from actors.driver.commands import (
     ConsumerAttach,
-    EpochInfo,
     EpochProvisioned,
     EpochProvisionFailed,
     ProducerAttach,
@@ -34,16 +33,13 @@ from messages.control import (
 )
 from messages.events import AnnounceTimerFired, LeaseCheckTimerFired
 from messages.wire import ShmPoolAnnounce
-from tests.unit.helpers import INFO, TTL, attach_request, new_driver, sends
+from tests.unit.helpers import INFO, NEW, TTL, attach_request, new_driver, sends
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from actors.driver.model import DriverModel
     from actors.runtime.hsm import Hsm
-
-NEW = EpochInfo(epoch=101, header_nslots=8, header_uri="h", pools=INFO.pools, hugepages=False)
-
 
 @pytest.fixture
 def driver(tmp_path: Path) -> Hsm[DriverModel]:
