@@ -76,22 +76,28 @@ COUNTER_AERON_ERRORS = "gateway.aeron_errors"
 FRAGMENT_LIMIT = 10  # driver-behaviour.md §2: at most 10 fragments per poll
 OWN_SKIP_LIMIT = 256  # own fragments consumed per loop turn while the mailbox is full
 # Idle parks. Outgoing messages never wait for a park (``send`` wakes the thread); inbound
-# requests wait at most one park. A wake-up costs 20-35 us of CPU on the 2-core VM whatever the
-# park, so the park is short only where a request is likely: right after a reply
-# (a response or revoke) went out, a client typically answers it (a detach after its attach,
-# the next attach, a re-attach), so for 2 ms the park is 50 us, then 250 us until 50 ms. A
-# steady stream of keepalives asks for no reply and leaves the park long. Otherwise it is
-# 1 ms (as the C driver's idle sleep) until 1 s, then 1.5 ms: an idle driver wakes ~670 times a
-# second, 2.8 % of a core for the whole driver process (1 ms parks measured 3.8 %, over the
-# 3 % budget). A keepalive waits at most one park before it is read, and a lease's deadline
-# runs from when it is read, so the park also bounds how late a revoke can look to a client.
+# requests wait at most one park. A wake-up costs 31-38 us of CPU on the 2-core VM whatever the
+# park and whatever the primitive (a timed lock, sleep, poll and epoll all measured alike: it
+# is the kernel's timer wake-up), so the park is short only where a request is likely: right
+# after a reply (a response or revoke) went out, a client typically answers it (a detach after
+# its attach, the next attach, a re-attach), so for 2 ms the park is 50 us, then 250 us until
+# 50 ms. A steady stream of keepalives asks for no reply and leaves the park long. Otherwise it
+# is 1 ms (as the C driver's idle sleep) until 1 s, then 1.5 ms while anyone has sent a request
+# in the last 3 s (a keepalive waits at most one park before it is read, and a lease's deadline
+# runs from when it is read, so this park also bounds how late a revoke can look to a client).
+# After 3 s without a request no lease can be alive (none outlives its keepalives by more than
+# the 3 s default grace): the driver is idle and parks 2.5 ms, ~400 wake-ups a second, about
+# 2 % of a core for the whole process (1.5 ms parks measured 2.1-3.5 %, over the 3 % budget).
+# Only the first request after such a silence waits out a 2.5 ms park.
 HOT_PARK_NS = 50_000
 HOT_WINDOW_NS = 2_000_000
 WARM_PARK_NS = 250_000
 WARM_WINDOW_NS = 50_000_000
 COOL_PARK_NS = 1_000_000
 COOL_WINDOW_NS = 1_000_000_000
-DEFAULT_MAX_PARK_NS = 1_500_000
+HEARD_PARK_NS = 1_500_000
+HEARD_WINDOW_NS = 3_000_000_000
+DEFAULT_MAX_PARK_NS = 2_500_000
 DEFAULT_DRIVER_TIMEOUT_MS = 2_500
 # An announce (soft state) that could not be offered for this long is dropped: the next one
 # supersedes it. Control messages are never dropped (outbox.py).
@@ -200,6 +206,8 @@ class ControlGateway:
         self.fatal_reason: str | None = None
         self._own_sessions: frozenset[int] = frozenset()
         self._replied_ns = 0  # when the last control message (not an announce) was routed
+        self._heard = False  # a poll read a request from another session (not our own echo)
+        self._heard_ns = 0  # when a poll last did
         self._received_keys: dict[type, str] = {}  # counter name per request class
         self._keepalives: list[ShmLeaseKeepalive] = []  # read in this poll, not yet told
         self._owner = 0  # the poll thread's ident, once it runs
@@ -417,7 +425,7 @@ class ControlGateway:
         next_deadline = self.clock.next_deadline
         poll_sub = sub.poll
         while True:
-            park_ns = self._park_ns(now - self._replied_ns)
+            park_ns = self._park_ns(now)
             deadline = next_deadline()
             if deadline is not None:
                 if deadline <= now:
@@ -428,6 +436,7 @@ class ControlGateway:
             now = clock()
             if poll:
                 if poll_sub(handler, FRAGMENT_LIMIT):
+                    self._note_heard(now)
                     self._tell_keepalives()
                     return True  # the outer loop's poll moves the horizon past what was told
                 # Nothing was told: the horizon moves to this poll's start. The driver's
@@ -437,17 +446,26 @@ class ControlGateway:
             if now >= until:
                 return False
 
-    def _park_ns(self, quiet_ns: int) -> int:
-        """How long to park ``quiet_ns`` after the last reply (see HOT_PARK_NS)."""
+    def _park_ns(self, now_ns: int) -> int:
+        """How long to park at ``now_ns`` (see HOT_PARK_NS)."""
+        quiet_ns = now_ns - self._replied_ns
         if quiet_ns < HOT_WINDOW_NS:
             park = HOT_PARK_NS
         elif quiet_ns < WARM_WINDOW_NS:
             park = WARM_PARK_NS
         elif quiet_ns < COOL_WINDOW_NS:
             park = COOL_PARK_NS
+        elif now_ns - self._heard_ns < HEARD_WINDOW_NS:
+            park = HEARD_PARK_NS
         else:
             park = self._max_park_ns
         return min(park, self._max_park_ns)
+
+    def _note_heard(self, now_ns: int) -> None:
+        """After a poll: if it read another session's request, a client is around."""
+        if self._heard:
+            self._heard = False
+            self._heard_ns = now_ns
 
     def _poll(self, sub: Any) -> int:
         """Read up to FRAGMENT_LIMIT requests; having drained the log, move the horizon.
@@ -459,6 +477,7 @@ class ControlGateway:
         """
         started_ns = time.monotonic_ns()
         read: int = sub.poll(self._on_fragment, FRAGMENT_LIMIT)
+        self._note_heard(started_ns)
         self._tell_keepalives()
         if read < FRAGMENT_LIMIT and self.intake.caught_up(started_ns):
             self._tell(IntakeCaughtUp(started_ns))
@@ -521,6 +540,7 @@ class ControlGateway:
             if header.session_id in self._own_sessions:
                 self._counters.inc(COUNTER_IGNORED)
                 return
+            self._heard = True
             self._dispatch(bytes(buf))
         except Exception as exc:
             self._counters.inc(COUNTER_HANDLER_ERRORS)
