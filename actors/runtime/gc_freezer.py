@@ -1,10 +1,10 @@
 """Keep the cyclic garbage collector's full passes off the control plane.
 
 CPython's collector examines every tracked object in a full (oldest-generation) pass. A lease
-is ~18 tracked objects (its LeaseActor, mailbox, HSM, record, ...), so with 30,000 leases a full
-pass examines over half a million objects: about 200 ms on the 2-core VM, with every thread
-stopped, and the attach burst that creates them triggers several (measured: 7 passes, 1.45 s,
-while 30,000 leases attached; a revoke due during one is that late). Leases live for seconds
+is ~13 tracked objects (its LeaseActor, mailbox, HSM, record, ...), so with 30,000 leases a full
+pass examines some 400,000 objects: 200 ms or more on the 2-core VM, with every thread
+stopped, and the attach burst that creates them triggers several (measured: 7 passes, 1.4-2.8 s
+in all, while 30,000 leases attached; a revoke due during one is that late). Leases live for seconds
 to days; examining them again and again finds nothing, because the driver's long-lived objects
 hold no reference cycles that die (actors and mailboxes let go of each other when they stop).
 
